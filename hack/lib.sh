@@ -47,3 +47,22 @@ enter_dev_env() {
     export ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-${CI:+1}}
     unset ANSIBLE_CONFIG
 }
+
+# ansible-test --venv re-runs itself from os.getcwd(), which resolves symlinks, so
+# it needs a real .../ansible_collections/osops/lifecycle directory. Mirror the
+# checkout's files (tracked and new, not ignored) into one and print its path.
+# It lives outside the checkout: inside, ansible-test would find our .git above
+# it and see no files.
+ansible_test_tree() {
+    local root dest ns
+    root=${XDG_CACHE_HOME:-$HOME/.cache}/osops-lifecycle/ansible-test-$(printf %s "$REPO_ROOT" | sha256sum | cut -c1-12)
+    dest=$root/ansible_collections/osops/lifecycle
+    rm -rf "$dest" && mkdir -p "$dest"
+    (cd "$REPO_ROOT" && git ls-files -z --cached --others --exclude-standard \
+        | xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh \
+        | tar --null -T - -cf -) | tar -xf - -C "$dest"
+    for ns in openstack community awx; do
+        [ -e "$root/ansible_collections/$ns" ] || ln -s "$COLLECTIONS_ROOT/ansible_collections/$ns" "$root/ansible_collections/$ns"
+    done
+    echo "$dest"
+}

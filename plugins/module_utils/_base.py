@@ -83,9 +83,15 @@ class LifecycleModule(OpenStackModule):
         return super().openstack_cloud_from_module()
 
     def __call__(self):
+        # keystoneauth's errors (connection refused, TLS, auth) are not SDK
+        # exceptions but just as much "the cloud said no".
+        try:
+            keystoneauth_error = importlib.import_module("keystoneauth1.exceptions").ClientException
+        except ImportError:
+            keystoneauth_error = self.sdk.exceptions.SDKException
         try:
             results = self.run()
-        except self.sdk.exceptions.SDKException as error:
+        except (self.sdk.exceptions.SDKException, keystoneauth_error) as error:
             self.fail_json(
                 msg=describe_sdk_error(error),
                 exception=traceback.format_exc(),

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run every check of the collection and print one closing tally.
+
+Called by hack/test inside the development environment (hack/lib.sh's
+enter_dev_env); run hack/test --help for usage. Each check is a step; a step
+reports individual results (one per sanity test, unit test, integration
+target, documented plugin, ...). The last line is "N passed, N failed, N skipped"
+and the exit code is non-zero if anything failed or if a step that must find
+tests found none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTION = "osops.lifecycle"
+PYTHON_VERSION = "%d.%d" % sys.version_info[:2]
+
+
+@dataclass
+class Tally:
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, step: str, name: str, ok: bool | None) -> None:
+        label = "%s: %s" % (step, name)
+        if ok is None:
+            self.skipped.append(label)
+        elif ok:
+            self.passed.append(label)
+        else:
+            self.failed.append(label)
+            print("FAILED %s" % label, flush=True)
+
+
+def run(cmd: list[str], cwd: str = REPO, env: dict | None = None, log: str | None = None) -> tuple[int, str]:
+    """Run a command, echo its output, and return (exit code, output)."""
+    print("$ %s" % " ".join(cmd), flush=True)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, check=False,
+    )
+    output = proc.stdout
+    if log:
+        with open(log, "w") as handle:
+            handle.write(output)
+    # pip's complaints about this machine's absent local indexes are noise.
+    shown = "\n".join(line for line in output.splitlines() if "is neither a file nor a directory" not in line)
+    if shown:
+        print(shown, flush=True)
+    return proc.returncode, output
+
+
+def ansible_test_tree() -> str:
+    out = subprocess.run(
+        ["bash", "-c", '. "$1/hack/lib.sh" && ansible_test_tree', "-", REPO],
+        check=True, stdout=subprocess.PIPE, text=True,
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
+def module_names() -> list[str]:
+    return sorted(
+        os.path.splitext(os.path.basename(p))[0]
+        for p in glob.glob(os.path.join(REPO, "plugins", "modules", "*.py"))
+        if not os.path.basename(p).startswith("_")
+    )
+
+
+def role_names() -> list[str]:
+    return sorted(
+        os.path.basename(os.path.dirname(os.path.dirname(p)))
+        for p in glob.glob(os.path.join(REPO, "roles", "*", "meta", "argument_specs.yml"))
+    )
+
+
+def integration_targets() -> list[str]:
+    root = os.path.join(REPO, "tests", "integration", "targets")
+    return sorted(
+        name for name in os.listdir(root)
+        if os.path.isfile(os.path.join(root, name, "aliases"))
+    ) if os.path.isdir(root) else []
+
+
+# --- steps ------------------------------------------------------------------
+
+
+def step_sanity(tally: Tally, args) -> None:
+    tree = ansible_test_tree()
+    env = dict(os.environ)
+    env.pop("ANSIBLE_TEST_CONTENT_ROOT", None)
+    rc, out = run(["ansible-test", "sanity", "--venv", "--python", PYTHON_VERSION, "--color", "no"], cwd=tree, env=env)
+    ran = re.findall(r'^Running sanity test "([^"]+)"', out, re.M)
+    failed = set()
+    listing = re.search(r"FATAL: The \d+ sanity test\(s\) listed below.*?\n((?:[\w.-]+\n)+)", out)
+    if listing:
+        failed = set(listing.group(1).split())
+    if not ran:
+        tally.add("sanity", "ansible-test sanity (no test ran, exit %d)" % rc, False)
+        return
+    for name in ran:
+        tally.add("sanity", name, name not in failed)
+    if rc != 0 and not failed:
+        tally.add("sanity", "ansible-test sanity (exit %d)" % rc, False)
+
+
+def step_units(tally: Tally, args) -> None:
+    report = os.path.join(tempfile.mkdtemp(prefix="osops-units-"), "junit.xml")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "--junitxml", report]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
+    rc, _ = run(cmd)
+    if not os.path.exists(report):
+        tally.add("units", "pytest (exit %d, no report)" % rc, False)
+        return
+    cases = ET.parse(report).getroot().iter("testcase")
+    count = 0
+    for case in cases:
+        count += 1
+        name = "%s::%s" % (case.get("classname"), case.get("name"))
+        if case.find("failure") is not None or case.find("error") is not None:
+            tally.add("units", name, False)
+        elif case.find("skipped") is not None:
+            tally.add("units", name, None)
+        else:
+            tally.add("units", name, True)
+    if count == 0 or rc not in (0, 1):
+        # exit 5 (no tests collected) or a crash is a failure, never a pass
+        tally.add("units", "pytest (exit %d, %d tests)" % (rc, count), False)
+
+
+def step_integration(tally: Tally, args) -> None:
+    targets = integration_targets()
+    if args.keyword:
+        targets = [t for t in targets if args.keyword in t]
+    if not targets:
+        tally.add("integration", "no targets in tests/integration/targets", None)
+        return
+    tree = ansible_test_tree()
+    env = dict(os.environ)
+    env.pop("ANSIBLE_TEST_CONTENT_ROOT", None)
+    for target in targets:
+        rc, _ = run(
+            ["ansible-test", "integration", "--local", "--color", "no", "--python", PYTHON_VERSION, target],
+            cwd=tree, env=env,
+        )
+        tally.add("integration", target, rc == 0)
+
+
+def step_lint(tally: Tally, args) -> None:
+    paths = [p for p in ("roles", "playbooks") if glob.glob(os.path.join(REPO, p, "*"))]
+    if not paths:
+        tally.add("lint", "no roles or playbooks yet", None)
+        return
+    rc, _ = run(["ansible-lint", "--profile", "production", "--offline", "--nocolor"] + paths)
+    tally.add("lint", "ansible-lint --profile production " + " ".join(paths), rc == 0)
+
+
+def step_changelog(tally: Tally, args) -> None:
+    rc, _ = run(["antsibull-changelog", "lint"])
+    tally.add("changelog", "antsibull-changelog lint", rc == 0)
+
+
+def step_docs(tally: Tally, args) -> None:
+    rc, out = run(["ansible-doc", "-l", COLLECTION, "--json"])
+    listed = set(json.loads(out or "{}")) if rc == 0 else set()
+    expected = {"%s.%s" % (COLLECTION, m) for m in module_names()}
+    tally.add("docs", "ansible-doc -l lists every module", rc == 0 and listed == expected)
+    if listed != expected:
+        print("listed: %s\nexpected: %s" % (sorted(listed), sorted(expected)))
+    for module in module_names():
+        rc, out = run(["ansible-doc", "%s.%s" % (COLLECTION, module)])
+        tally.add("docs", "module %s" % module, rc == 0 and "EXAMPLES" in out and "RETURN" in out)
+    for role in role_names():
+        rc, out = run(["ansible-doc", "-t", "role", "%s.%s" % (COLLECTION, role)])
+        tally.add("docs", "role %s" % role, rc == 0 and "ENTRY POINT" in out)
+    playbooks = sorted(glob.glob(os.path.join(REPO, "playbooks", "*.yml")))
+    for playbook in playbooks:
+        name = os.path.splitext(os.path.basename(playbook))[0]
+        rc, _ = run(["ansible-playbook", "--syntax-check", "%s.%s" % (COLLECTION, name)])
+        tally.add("docs", "playbook %s syntax" % name, rc == 0)
+
+
+# Files that must never ship in the collection tarball.
+DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.ci|hack|bench|tests/output|\.git)(/|$)")
+
+
+def step_build(tally: Tally, args) -> None:
+    work = tempfile.mkdtemp(prefix="osops-build-")
+    try:
+        rc, _ = run(["ansible-galaxy", "collection", "build", "--output-path", work, REPO])
+        tarballs = glob.glob(os.path.join(work, "osops-lifecycle-*.tar.gz"))
+        tally.add("build", "ansible-galaxy collection build", rc == 0 and len(tarballs) == 1)
+        if rc != 0 or len(tarballs) != 1:
+            return
+        with tarfile.open(tarballs[0]) as archive:
+            shipped = archive.getnames()
+        leaked = [n for n in shipped if DEV_ONLY.match(n)]
+        if leaked:
+            print("development files in the tarball: %s" % leaked[:10])
+        tally.add("build", "tarball holds no development files", not leaked)
+
+        # An empty collections path; the dependencies come from the "ansible"
+        # package in site-packages, as for an operator without Galaxy access.
+        target = os.path.join(work, "collections")
+        os.mkdir(target)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=target)
+        env.pop("PYTHONPATH", None)
+        rc, _ = run(["ansible-galaxy", "collection", "install", "--offline", "-p", target, tarballs[0]], env=env)
+        installed = os.path.join(target, "ansible_collections", "osops", "lifecycle")
+        tally.add("build", "collection install --offline into an empty path", rc == 0 and os.path.isdir(installed))
+        if rc != 0:
+            return
+        rc, out = run(["ansible-doc", "-l", COLLECTION, "--json"], env=env, cwd=work)
+        listed = set(json.loads(out or "{}")) if rc == 0 else set()
+        expected = {"%s.%s" % (COLLECTION, m) for m in module_names()}
+        tally.add("build", "installed collection documents every module", rc == 0 and listed == expected)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def step_ee(tally: Tally, args) -> None:
+    work = tempfile.mkdtemp(prefix="osops-ee-")
+    try:
+        context = os.path.join(work, "context")
+        rc, _ = run([os.path.join(REPO, "hack", "ee-context"), "--context", context])
+        containerfile = os.path.join(context, "Containerfile")
+        tally.add("ee", "ansible-builder create", rc == 0 and os.path.isfile(containerfile))
+        if rc != 0:
+            return
+        with open(containerfile) as handle:
+            built = handle.read()
+        shipped = os.path.join(context, "_build", "collections", "osops-lifecycle.tar.gz")
+        tally.add("ee", "build context carries this collection and installs the collections",
+                  os.path.isfile(shipped) and "ansible-galaxy collection install" in built)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+STEPS = {
+    "sanity": step_sanity,
+    "units": step_units,
+    "docs": step_docs,
+    "changelog": step_changelog,
+    "lint": step_lint,
+    "build": step_build,
+    "ee": step_ee,
+    "integration": step_integration,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="hack/test",
+        description="Run the collection's checks (all of them by default) and print one closing tally.",
+    )
+    parser.add_argument("steps", nargs="*", choices=[[]] + list(STEPS), metavar="STEP",
+                        help="steps to run, of: %s (default: all)" % ", ".join(STEPS))
+    parser.add_argument("-k", "--keyword", help="only unit tests matching this pytest -k expression, "
+                        "or integration targets whose name contains it")
+    args = parser.parse_args()
+    chosen = args.steps or list(STEPS)
+
+    tally = Tally()
+    started = time.monotonic()
+    for name in chosen:
+        print("\n===== %s =====" % name, flush=True)
+        begun = time.monotonic()
+        try:
+            STEPS[name](tally, args)
+        except Exception as error:  # pylint: disable=broad-except
+            tally.add(name, "step crashed: %s: %s" % (type(error).__name__, error), False)
+        print("----- %s took %.0f s" % (name, time.monotonic() - begun), flush=True)
+
+    print("\n===== summary (%.0f s) =====" % (time.monotonic() - started))
+    for label in tally.failed:
+        print("FAILED %s" % label)
+    for label in tally.skipped:
+        print("SKIPPED %s" % label)
+    print("%d passed, %d failed, %d skipped" % (len(tally.passed), len(tally.failed), len(tally.skipped)))
+    if not tally.passed and not tally.failed:
+        print("no check ran: that is a failure")
+        return 1
+    return 1 if tally.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
