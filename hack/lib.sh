@@ -58,8 +58,9 @@ ansible_test_tree() {
     root=${XDG_CACHE_HOME:-$HOME/.cache}/osops-lifecycle/ansible-test-$(printf %s "$REPO_ROOT" | sha256sum | cut -c1-12)
     dest=$root/ansible_collections/osops/lifecycle
     rm -rf "$dest" && mkdir -p "$dest"
+    # (deleted but not yet staged files are listed by git and skipped here)
     (cd "$REPO_ROOT" && git ls-files -z --cached --others --exclude-standard \
-        | xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh \
+        | while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done \
         | tar --null -T - -cf -) | tar -xf - -C "$dest"
     for ns in openstack community awx; do
         [ -e "$root/ansible_collections/$ns" ] || ln -s "$COLLECTIONS_ROOT/ansible_collections/$ns" "$root/ansible_collections/$ns"

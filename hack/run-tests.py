@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Run every check of the collection and print one closing tally.
 
@@ -48,22 +47,19 @@ class Tally:
             print("FAILED %s" % label, flush=True)
 
 
-def run(cmd: list[str], cwd: str = REPO, env: dict | None = None, log: str | None = None) -> tuple[int, str]:
-    """Run a command, echo its output, and return (exit code, output)."""
+def run(cmd: list[str], cwd: str = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command, echo its output (stdout and stderr together), and return it."""
     print("$ %s" % " ".join(cmd), flush=True)
     proc = subprocess.run(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, check=False,
     )
     output = proc.stdout
-    if log:
-        with open(log, "w") as handle:
-            handle.write(output)
     # pip's complaints about this machine's absent local indexes are noise.
     shown = "\n".join(line for line in output.splitlines() if "is neither a file nor a directory" not in line)
     if shown:
         print(shown, flush=True)
-    return proc.returncode, output
+    return proc
 
 
 def ansible_test_tree() -> str:
@@ -104,7 +100,8 @@ def step_sanity(tally: Tally, args) -> None:
     tree = ansible_test_tree()
     env = dict(os.environ)
     env.pop("ANSIBLE_TEST_CONTENT_ROOT", None)
-    rc, out = run(["ansible-test", "sanity", "--venv", "--python", PYTHON_VERSION, "--color", "no"], cwd=tree, env=env)
+    proc = run(["ansible-test", "sanity", "--venv", "--python", PYTHON_VERSION, "--color", "no"], cwd=tree, env=env)
+    rc, out = proc.returncode, proc.stdout
     ran = re.findall(r'^Running sanity test "([^"]+)"', out, re.M)
     failed = set()
     listing = re.search(r"FATAL: The \d+ sanity test\(s\) listed below.*?\n((?:[\w.-]+\n)+)", out)
@@ -124,7 +121,7 @@ def step_units(tally: Tally, args) -> None:
     cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "--junitxml", report]
     if args.keyword:
         cmd += ["-k", args.keyword]
-    rc, _ = run(cmd)
+    rc = run(cmd).returncode
     if not os.path.exists(report):
         tally.add("units", "pytest (exit %d, no report)" % rc, False)
         return
@@ -155,10 +152,10 @@ def step_integration(tally: Tally, args) -> None:
     env = dict(os.environ)
     env.pop("ANSIBLE_TEST_CONTENT_ROOT", None)
     for target in targets:
-        rc, _ = run(
+        rc = run(
             ["ansible-test", "integration", "--local", "--color", "no", "--python", PYTHON_VERSION, target],
             cwd=tree, env=env,
-        )
+        ).returncode
         tally.add("integration", target, rc == 0)
 
 
@@ -167,32 +164,35 @@ def step_lint(tally: Tally, args) -> None:
     if not paths:
         tally.add("lint", "no roles or playbooks yet", None)
         return
-    rc, _ = run(["ansible-lint", "--profile", "production", "--offline", "--nocolor"] + paths)
+    rc = run(["ansible-lint", "--profile", "production", "--offline", "--nocolor"] + paths).returncode
     tally.add("lint", "ansible-lint --profile production " + " ".join(paths), rc == 0)
 
 
 def step_changelog(tally: Tally, args) -> None:
-    rc, _ = run(["antsibull-changelog", "lint"])
+    rc = run(["antsibull-changelog", "lint"]).returncode
     tally.add("changelog", "antsibull-changelog lint", rc == 0)
 
 
 def step_docs(tally: Tally, args) -> None:
-    rc, out = run(["ansible-doc", "-l", COLLECTION, "--json"])
+    proc = run(["ansible-doc", "-l", COLLECTION, "--json"])
+    rc, out = proc.returncode, proc.stdout
     listed = set(json.loads(out or "{}")) if rc == 0 else set()
     expected = {"%s.%s" % (COLLECTION, m) for m in module_names()}
     tally.add("docs", "ansible-doc -l lists every module", rc == 0 and listed == expected)
     if listed != expected:
         print("listed: %s\nexpected: %s" % (sorted(listed), sorted(expected)))
     for module in module_names():
-        rc, out = run(["ansible-doc", "%s.%s" % (COLLECTION, module)])
+        proc = run(["ansible-doc", "%s.%s" % (COLLECTION, module)])
+        rc, out = proc.returncode, proc.stdout
         tally.add("docs", "module %s" % module, rc == 0 and "EXAMPLES" in out and "RETURN" in out)
     for role in role_names():
-        rc, out = run(["ansible-doc", "-t", "role", "%s.%s" % (COLLECTION, role)])
+        proc = run(["ansible-doc", "-t", "role", "%s.%s" % (COLLECTION, role)])
+        rc, out = proc.returncode, proc.stdout
         tally.add("docs", "role %s" % role, rc == 0 and "ENTRY POINT" in out)
     playbooks = sorted(glob.glob(os.path.join(REPO, "playbooks", "*.yml")))
     for playbook in playbooks:
         name = os.path.splitext(os.path.basename(playbook))[0]
-        rc, _ = run(["ansible-playbook", "--syntax-check", "%s.%s" % (COLLECTION, name)])
+        rc = run(["ansible-playbook", "--syntax-check", "%s.%s" % (COLLECTION, name)]).returncode
         tally.add("docs", "playbook %s syntax" % name, rc == 0)
 
 
@@ -203,7 +203,7 @@ DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.ci|hack|bench|tests/output|\.git
 def step_build(tally: Tally, args) -> None:
     work = tempfile.mkdtemp(prefix="osops-build-")
     try:
-        rc, _ = run(["ansible-galaxy", "collection", "build", "--output-path", work, REPO])
+        rc = run(["ansible-galaxy", "collection", "build", "--output-path", work, REPO]).returncode
         tarballs = glob.glob(os.path.join(work, "osops-lifecycle-*.tar.gz"))
         tally.add("build", "ansible-galaxy collection build", rc == 0 and len(tarballs) == 1)
         if rc != 0 or len(tarballs) != 1:
@@ -221,12 +221,13 @@ def step_build(tally: Tally, args) -> None:
         os.mkdir(target)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=target)
         env.pop("PYTHONPATH", None)
-        rc, _ = run(["ansible-galaxy", "collection", "install", "--offline", "-p", target, tarballs[0]], env=env)
+        rc = run(["ansible-galaxy", "collection", "install", "--offline", "-p", target, tarballs[0]], env=env).returncode
         installed = os.path.join(target, "ansible_collections", "osops", "lifecycle")
         tally.add("build", "collection install --offline into an empty path", rc == 0 and os.path.isdir(installed))
         if rc != 0:
             return
-        rc, out = run(["ansible-doc", "-l", COLLECTION, "--json"], env=env, cwd=work)
+        proc = run(["ansible-doc", "-l", COLLECTION, "--json"], env=env, cwd=work)
+        rc, out = proc.returncode, proc.stdout
         listed = set(json.loads(out or "{}")) if rc == 0 else set()
         expected = {"%s.%s" % (COLLECTION, m) for m in module_names()}
         tally.add("build", "installed collection documents every module", rc == 0 and listed == expected)
@@ -238,7 +239,7 @@ def step_ee(tally: Tally, args) -> None:
     work = tempfile.mkdtemp(prefix="osops-ee-")
     try:
         context = os.path.join(work, "context")
-        rc, _ = run([os.path.join(REPO, "hack", "ee-context"), "--context", context])
+        rc = run([os.path.join(REPO, "hack", "ee-context"), "--context", context]).returncode
         containerfile = os.path.join(context, "Containerfile")
         tally.add("ee", "ansible-builder create", rc == 0 and os.path.isfile(containerfile))
         if rc != 0:
