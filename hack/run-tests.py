@@ -85,6 +85,41 @@ def role_names() -> list[str]:
     )
 
 
+def target_aliases(target: str) -> set[str]:
+    with open(os.path.join(REPO, "tests", "integration", "targets", target, "aliases")) as handle:
+        return {line.split("#")[0].strip() for line in handle} - {""}
+
+
+# Targets with this alias run against the local cloud (hack/localcloud).
+LOCALCLOUD_ALIAS = "localcloud"
+
+
+def localcloud_home() -> str:
+    return os.environ.get("OSOPS_LOCALCLOUD_HOME") or os.path.join(REPO, ".localcloud")
+
+
+def start_localcloud() -> tuple[bool, bool]:
+    """Bring the local cloud up; return (running, started by us)."""
+    status = os.path.join(REPO, "hack", "localcloud", "status")
+    start = os.path.join(REPO, "hack", "localcloud", "start")
+    if not os.access(start, os.X_OK):
+        print("hack/localcloud/start is missing: targets with alias %r cannot run" % LOCALCLOUD_ALIAS)
+        return False, False
+    was_running = subprocess.run([status], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+    return run([start]).returncode == 0, not was_running
+
+
+def write_integration_config(tree: str) -> None:
+    """ansible-test passes tests/integration/integration_config.yml to every target as extra vars."""
+    home = localcloud_home()
+    with open(os.path.join(tree, "tests", "integration", "integration_config.yml"), "w") as handle:
+        json.dump({
+            "localcloud_home": home,
+            "localcloud_clouds_yaml": os.path.join(home, "clouds.yaml"),
+            "localcloud_glance_images": os.path.join(home, "glance", "images"),
+        }, handle, indent=2)
+
+
 def integration_targets() -> list[str]:
     root = os.path.join(REPO, "tests", "integration", "targets")
     return sorted(
@@ -151,12 +186,23 @@ def step_integration(tally: Tally, args) -> None:
     tree = ansible_test_tree()
     env = dict(os.environ)
     env.pop("ANSIBLE_TEST_CONTENT_ROOT", None)
+    cloud_up, started_by_us = None, False
     for target in targets:
+        if LOCALCLOUD_ALIAS in target_aliases(target):
+            if cloud_up is None:
+                cloud_up, started_by_us = start_localcloud()
+                write_integration_config(tree)
+            if not cloud_up:
+                tally.add("integration", "%s (local cloud did not start)" % target, False)
+                continue
         rc = run(
             ["ansible-test", "integration", "--local", "--color", "no", "--python", PYTHON_VERSION, target],
             cwd=tree, env=env,
         ).returncode
         tally.add("integration", target, rc == 0)
+    # Leave the machine as we found it, unless asked to keep the cloud for the next run.
+    if started_by_us and not os.environ.get("OSOPS_KEEP_LOCALCLOUD"):
+        run([os.path.join(REPO, "hack", "localcloud", "stop")])
 
 
 def step_lint(tally: Tally, args) -> None:
