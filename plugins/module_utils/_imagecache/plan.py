@@ -1,0 +1,213 @@
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Decide what to do with each image and cache entry (pure: no I/O).
+
+The scan step observes files (FileFacts, Header, hash results); these functions
+turn observations into decisions; the apply step carries them out. Every rule an
+operator may argue about (when an image may be linked, what counts as already
+linked, what may be pruned) lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .inspect import Header, content_matches, unsafe_reason
+
+# Decision actions for an image.
+LINK = "link"
+ALREADY = "already_linked"
+SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Image:
+    """The fields of a Glance image that matter here."""
+
+    id: str
+    status: str
+    size: int | None
+    disk_format: str | None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+
+    @classmethod
+    def from_glance(cls, data: dict) -> "Image":
+        size = data.get("size")
+        return cls(
+            id=str(data["id"]),
+            status=str(data.get("status") or ""),
+            size=int(size) if size is not None else None,
+            disk_format=data.get("disk_format"),
+            os_hash_algo=data.get("os_hash_algo"),
+            os_hash_value=data.get("os_hash_value"),
+        )
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What stat() says of a file."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime: float
+    uid: int
+    gid: int
+    mode: int  # permission bits only
+
+    def same_file(self, other: "FileFacts | None") -> bool:
+        return other is not None and (self.dev, self.ino) == (other.dev, other.ino)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Ownership, mode and freshness every cache entry should have."""
+
+    uid: int | None
+    gid: int | None
+    mode: int
+    touch: bool
+    touch_interval: float
+    formats: frozenset[str]
+    verify_hash: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    image_id: str
+    base_name: str
+    action: str
+    reason: str = ""
+    # attribute changes for a present or new entry: chown, chmod, touch
+    fixes: tuple[str, ...] = ()
+
+
+def preselect(image: Image, wanted: Wanted) -> str | None:
+    """Reason to skip an image from Glance's metadata alone, or None."""
+    if not image.id or "/" in image.id or image.id.startswith(".") or "\0" in image.id:
+        # the id becomes a path under source_dir: never let it leave that directory
+        return "invalid image id"
+    if image.status != "active":
+        # queued/saving/importing: partial or absent file; others: not for booting
+        return "status is %s, not active" % (image.status or "unknown")
+    if not image.disk_format:
+        return "Glance has no disk_format for it"
+    if image.disk_format not in wanted.formats:
+        return "disk_format %s is not in formats (%s)" % (image.disk_format, ", ".join(sorted(wanted.formats)))
+    if image.size is None:
+        return "Glance has no size for it"
+    if wanted.verify_hash and not (image.os_hash_algo and image.os_hash_value):
+        return "verify=hash but Glance has no os_hash_value for it"
+    return None
+
+
+def attribute_fixes(entry: FileFacts, wanted: Wanted, now: float) -> tuple[str, ...]:
+    """Which attributes of an existing entry differ from what is wanted."""
+    fixes = []
+    if (wanted.uid is not None and entry.uid != wanted.uid) or (wanted.gid is not None and entry.gid != wanted.gid):
+        fixes.append("chown")
+    if entry.mode != wanted.mode:
+        fixes.append("chmod")
+    if wanted.touch and now - entry.mtime >= wanted.touch_interval:
+        fixes.append("touch")
+    return tuple(fixes)
+
+
+def decide(
+    image: Image,
+    base_name: str,
+    wanted: Wanted,
+    now: float,
+    source: FileFacts | None,
+    entry: FileFacts | None,
+    recorded_copy: bool = False,
+    header: Header | None = None,
+    hash_ok: bool | None = None,
+) -> Decision:
+    """The decision for one image that passed preselect().
+
+    ``recorded_copy``: our state says ``entry`` is a reflink/copy we made of this
+    image (a different inode from the Glance file, yet ours). ``header`` and
+    ``hash_ok`` are only needed when a new entry would be made.
+    """
+    def skip(reason: str) -> Decision:
+        return Decision(image.id, base_name, SKIP, reason)
+
+    if source is None:
+        return skip("Glance file is missing")
+    if source.size != image.size:
+        return skip("size mismatch: file has %d bytes, Glance says %d" % (source.size, image.size))
+    if entry is not None:
+        if entry.same_file(source) or recorded_copy:
+            return Decision(image.id, base_name, ALREADY, fixes=attribute_fixes(entry, wanted, now))
+        # Nova's own download (maybe converted to raw) or someone else's file:
+        # instances may use it, so it is never replaced.
+        return skip("a different base file already exists; left alone")
+    if header is None:
+        return skip("header not read")
+    if not content_matches(image.disk_format or "", header):
+        return skip("content is %s but Glance says %s" % (header.format, image.disk_format))
+    unsafe = unsafe_reason(header)
+    if unsafe:
+        return skip(unsafe)
+    if wanted.verify_hash and hash_ok is not True:
+        return skip("content hash differs from Glance's %s" % image.os_hash_algo if hash_ok is False
+                    else "content hash not checked")
+    return Decision(image.id, base_name, LINK, fixes=("chown", "chmod", "touch") if wanted.touch else ("chown", "chmod"))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An entry our state says we created: which image, which file."""
+
+    image_id: str
+    dev: int
+    ino: int
+
+
+@dataclass
+class PrunePlan:
+    prune: list[str] = field(default_factory=list)
+    # base name -> why it stays
+    kept: dict[str, str] = field(default_factory=dict)
+    # base names to drop from our state (gone, or no longer our file)
+    forget: list[str] = field(default_factory=list)
+
+
+def plan_prune(
+    recorded: dict[str, Recorded],
+    linked_sources: dict[str, FileFacts],
+    active_ids: set[str],
+    entries: dict[str, FileFacts],
+    in_use: set[str],
+) -> PrunePlan:
+    """Entries to remove: ours, of images no longer active, used by no instance.
+
+    ``recorded``: base name -> what our state says we created.
+    ``linked_sources``: base name -> Glance file of a listed but inactive image
+    whose cache entry is a hard link of it (made by us or by an older tool).
+    ``entries``: base name -> facts of what is in the cache now.
+    ``in_use``: base names that instance disks name as their backing file.
+    """
+    plan = PrunePlan()
+    candidates: dict[str, str] = {}
+    for base_name, record in recorded.items():
+        entry = entries.get(base_name)
+        if entry is None:
+            plan.forget.append(base_name)
+        elif (entry.dev, entry.ino) != (record.dev, record.ino):
+            plan.forget.append(base_name)  # replaced since: not ours any more
+        elif record.image_id not in active_ids:
+            candidates[base_name] = record.image_id
+    for base_name, source in linked_sources.items():
+        if source.same_file(entries.get(base_name)):
+            candidates.setdefault(base_name, "")
+    for base_name in sorted(candidates):
+        if base_name in in_use:
+            plan.kept[base_name] = "backing file of an instance disk"
+        else:
+            plan.prune.append(base_name)
+    return plan

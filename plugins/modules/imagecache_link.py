@@ -1,0 +1,300 @@
+#!/usr/bin/python
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: imagecache_link
+short_description: Pre-seed Nova's image cache with hard links of Glance's image files
+version_added: 0.1.0
+description:
+  - Links each active Glance image file (C(<source_dir>/<image id>)) into Nova's image cache
+    (C(<cache_dir>/<sha1 of the image id>)), so instances boot without downloading their image.
+  - Runs on the host that holds both directories (a compute node with the NFS-backed instances
+    directory and the Glance file store on one mount). Needs no cloud access; pass the image list
+    from M(openstack.cloud.image_info) run once on the controller.
+  - Links only C(active) images whose file exists, has Glance's size (and hash with O(verify=hash)),
+    and whose content (header magic, not only Glance's C(disk_format)) is one of O(formats).
+    Never links a qcow2 that names a backing file or an external data file.
+  - Never replaces an existing base file that is not a link of the Glance file (Nova's own download
+    may be a converted copy instances use); such images are reported in RV(skipped_images).
+  - Holds Nova's own lock C(<instances_dir>/locks/nova-<sha1>) while creating or removing a base file,
+    and sets owner, group and mode. Because a hard link shares its inode with Glance's file, the
+    owner and mode apply to Glance's file as well; keep Glance's read access (the default mode
+    V(0644) does).
+  - With O(touch), refreshes the base file's modification time when it is older than
+    O(touch_interval), so Nova's cleanup pass (C(remove_unused_base_images)) does not remove
+    pre-seeded files of images uploaded more than a day ago. Run the module more often than
+    Nova's C(remove_unused_original_minimum_age_seconds).
+  - One bad image never stops the others; I/O and permission errors are reported per image in
+    RV(errors).
+options:
+  images:
+    description:
+      - Images as Glance returns them; the keys used are C(id), C(status), C(size), C(disk_format),
+        C(os_hash_algo) and C(os_hash_value). Other keys are ignored.
+      - For example the RV(openstack.cloud.image_info#module:images) of M(openstack.cloud.image_info).
+    type: list
+    elements: dict
+    required: true
+  source_dir:
+    description: Glance's file store directory (C(filesystem_store_datadir)).
+    type: path
+    default: /var/lib/glance/images
+  cache_dir:
+    description: Nova's image cache directory (C($instances_path/_base)).
+    type: path
+    default: /var/lib/nova/instances/_base
+  instances_dir:
+    description:
+      - Nova's C(instances_path). Its C(locks) directory holds Nova's locks; with O(prune), instance
+        disks under it are read to find base files in use.
+      - Defaults to the parent of O(cache_dir).
+    type: path
+  owner:
+    description: User (name or number) to own the base files, for example the qemu or nova user. Unchanged if omitted.
+    type: str
+  group:
+    description: Group (name or number) of the base files. Unchanged if omitted.
+    type: str
+  mode:
+    description: Permissions of the base files, as an octal string.
+    type: str
+    default: "0644"
+  formats:
+    description:
+      - Content formats that may be linked. The default matches Nova's C(force_raw_images=True);
+        Nova treats ISO content as raw, and would boot any other format in C(_base) wrongly.
+    type: list
+    elements: str
+    default: [raw, iso]
+  verify:
+    description:
+      - V(size) checks the file's size against Glance's C(size).
+      - V(hash) also checks the content against C(os_hash_value) (by C(os_hash_algo)); verified hashes
+        are remembered in O(state_file) by inode and size, so unchanged files are not hashed again.
+    type: str
+    choices: [size, hash]
+    default: size
+  touch:
+    description: Refresh base files' modification time (see O(touch_interval)).
+    type: bool
+    default: true
+  touch_interval:
+    description: Seconds after which a base file's modification time is refreshed.
+    type: int
+    default: 3600
+  fallback:
+    description:
+      - What to do when a hard link is impossible (different mounts, C(EXDEV); or C(EPERM) under
+        C(fs.protected_hardlinks)).
+      - V(fail) reports an error naming both mounts. V(reflink) clones the file (FICLONE; XFS with
+        reflink, Btrfs, NFS 4.2). V(copy) copies it. Both write a temp file, fsync it and link it to
+        the final name. Never a symlink.
+    type: str
+    choices: [fail, reflink, copy]
+    default: fail
+  prune:
+    description:
+      - Remove base files that are hard links (or copies made by this module) of images that are no
+        longer active in O(images), unless an instance disk under O(instances_dir) uses them as
+        backing file; those are reported in RV(kept).
+    type: bool
+    default: false
+  state_file:
+    description:
+      - Where the module remembers the copies it made and the hashes it verified for this cache.
+        Kept outside O(cache_dir) so Nova never sees it.
+      - Defaults to C(/var/lib/osops-lifecycle/imagecache-<hash of cache_dir>.json).
+    type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+seealso:
+  - module: openstack.cloud.image_info
+notes:
+  - Read C(docs/imagecache.md) in the collection for the Nova settings and NFS requirements.
+author:
+  - osops.lifecycle contributors (@osops)
+"""
+
+EXAMPLES = r"""
+- name: Read the images once, on the controller
+  openstack.cloud.image_info:
+  delegate_to: localhost
+  run_once: true
+  register: glance
+
+- name: Link them into the image cache of every compute node
+  osops.lifecycle.imagecache_link:
+    images: "{{ glance.images }}"
+    owner: qemu
+    group: qemu
+
+- name: Also clean links of deleted images, verifying content hashes
+  osops.lifecycle.imagecache_link:
+    images: "{{ glance.images }}"
+    verify: hash
+    prune: true
+"""
+
+RETURN = r"""
+linked:
+  description: Base files created in this run (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Image id.
+      type: str
+    base_name:
+      description: The base file's name, sha1 of the image id.
+      type: str
+    path:
+      description: The base file's path.
+      type: str
+    method:
+      description: How it was made, V(hard link), V(reflink) or V(copy).
+      type: str
+already_linked:
+  description: Ids of images whose base file already is a link (or our copy) of the Glance file.
+  returned: always
+  type: list
+  elements: str
+updated:
+  description: Existing base files whose owner, mode or modification time were changed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "8b6e...", "path": "/var/lib/nova/instances/_base/3f7c...", "changes": ["touch"]}]
+skipped_images:
+  description: Images not linked, each with C(id) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "8b6e...", "reason": "status is queued, not active"}]
+pruned:
+  description: Base files removed by O(prune), each with C(base_name), C(id) (if known) and C(path).
+  returned: always
+  type: list
+  elements: dict
+kept:
+  description: Base files O(prune) would have removed but an instance uses, with C(base_name), C(id), C(reason).
+  returned: always
+  type: list
+  elements: dict
+errors:
+  description: Per-image failures, each with C(id), C(path) and C(error) (the OS error).
+  returned: always
+  type: list
+  elements: dict
+temp_files_removed:
+  description: Temp files of an interrupted earlier run that were removed.
+  returned: always
+  type: list
+  elements: str
+counts:
+  description: Number of entries in each list above.
+  returned: always
+  type: dict
+  sample: {"linked": 2, "already_linked": 40, "updated": 0, "skipped_images": 3, "pruned": 0, "kept": 0, "errors": 0}
+"""
+
+import grp
+import hashlib
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.apply import (
+    ImageCache,
+    Options,
+    describe_os_error,
+)
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Image, Wanted
+
+DEFAULT_STATE_DIR = "/var/lib/osops-lifecycle"
+
+
+def resolve_id(value: str | None, lookup, what: str) -> int | None:
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return lookup(value)
+    except KeyError:
+        raise ValueError("%s %r does not exist on this host" % (what, value)) from None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            images=dict(type="list", elements="dict", required=True),
+            source_dir=dict(type="path", default="/var/lib/glance/images"),
+            cache_dir=dict(type="path", default="/var/lib/nova/instances/_base"),
+            instances_dir=dict(type="path"),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            mode=dict(type="str", default="0644"),
+            formats=dict(type="list", elements="str", default=["raw", "iso"]),
+            verify=dict(type="str", choices=["size", "hash"], default="size"),
+            touch=dict(type="bool", default=True),
+            touch_interval=dict(type="int", default=3600),
+            fallback=dict(type="str", choices=["fail", "reflink", "copy"], default="fail"),
+            prune=dict(type="bool", default=False),
+            state_file=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        uid = resolve_id(p["owner"], lambda name: pwd.getpwnam(name).pw_uid, "user")
+        gid = resolve_id(p["group"], lambda name: grp.getgrnam(name).gr_gid, "group")
+        mode = int(p["mode"], 8)
+        images = [Image.from_glance(item) for item in p["images"]]
+    except ValueError as error:
+        module.fail_json(msg="invalid option: %s" % error)
+    except KeyError as error:
+        module.fail_json(msg="an entry of images has no %s" % error)
+    cache_dir = os.path.realpath(p["cache_dir"])
+    state_file = p["state_file"] or os.path.join(
+        DEFAULT_STATE_DIR, "imagecache-%s.json" % hashlib.sha1(cache_dir.encode("utf-8")).hexdigest()[:12])
+    options = Options(
+        source_dir=p["source_dir"],
+        cache_dir=p["cache_dir"],
+        instances_dir=p["instances_dir"] or os.path.dirname(cache_dir),
+        state_file=state_file,
+        wanted=Wanted(uid=uid, gid=gid, mode=mode, touch=p["touch"], touch_interval=p["touch_interval"],
+                      formats=frozenset(p["formats"]), verify_hash=p["verify"] == "hash"),
+        fallback=p["fallback"],
+        prune=p["prune"],
+        check_mode=module.check_mode,
+    )
+    try:
+        report = ImageCache(options).run(images)
+    except OSError as error:
+        module.fail_json(msg="cannot work on the image cache: %s: %s" % (error.filename, describe_os_error(error)))
+    result = report.result()
+    if report.errors:
+        module.warn("%d image(s) failed, see errors; first: %s: %s"
+                    % (len(report.errors), report.errors[0]["path"], report.errors[0]["error"]))
+    if module._diff:
+        result["diff"] = {
+            "before": "".join(line + "\n" for line in report.diff_before),
+            "after": "".join(line + "\n" for line in report.diff_after),
+        }
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
