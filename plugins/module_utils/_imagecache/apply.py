@@ -184,6 +184,31 @@ def file_hash(fd: int, algo: str) -> str:
         offset += len(chunk)
 
 
+def copy_contents(source: int, target: int) -> None:
+    """Copy a whole file: in-kernel where it can, else read and write."""
+    remaining = os.fstat(source).st_size
+    try:
+        while remaining > 0:
+            copied = os.copy_file_range(source, target, remaining)
+            if copied == 0:
+                break
+            remaining -= copied
+        return
+    except OSError as error:
+        # kernels since 5.19 refuse copy_file_range across filesystems (EXDEV)
+        if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL) or remaining != os.fstat(source).st_size:
+            raise
+    offset = 0
+    while True:
+        chunk = os.pread(source, 1 << 20, offset)
+        if not chunk:
+            return
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target, view):]
+        offset += len(chunk)
+
+
 def clone_or_copy(src: str, dst_dir: str, base_name: str, method: str) -> str:
     """Write a reflink or copy of src to a temp file beside the base file; return its path."""
     tmp = os.path.join(dst_dir, temp_name(base_name))
@@ -192,12 +217,7 @@ def clone_or_copy(src: str, dst_dir: str, base_name: str, method: str) -> str:
             if method == "reflink":
                 fcntl.ioctl(target.fileno(), FICLONE, source.fileno())
             else:
-                remaining = os.fstat(source.fileno()).st_size
-                while remaining > 0:
-                    copied = os.copy_file_range(source.fileno(), target.fileno(), remaining)
-                    if copied == 0:
-                        break
-                    remaining -= copied
+                copy_contents(source.fileno(), target.fileno())
             os.fsync(target.fileno())
         except BaseException:
             os.unlink(tmp)
