@@ -90,34 +90,64 @@ def target_aliases(target: str) -> set[str]:
         return {line.split("#")[0].strip() for line in handle} - {""}
 
 
-# Targets with this alias run against the local cloud (hack/localcloud).
-LOCALCLOUD_ALIAS = "localcloud"
+@dataclass(frozen=True)
+class TestService:
+    """Something integration targets need running (a target names it in its aliases)."""
+
+    alias: str
+    start: list[str]
+    status: list[str]
+    stop: list[str]
+    variables: dict  # merged into tests/integration/integration_config.yml
 
 
-def localcloud_home() -> str:
-    return os.environ.get("OSOPS_LOCALCLOUD_HOME") or os.path.join(REPO, ".localcloud")
+def state_home(variable: str, default: str) -> str:
+    return os.environ.get(variable) or os.path.join(REPO, default)
 
 
-def start_localcloud() -> tuple[bool, bool]:
-    """Bring the local cloud up; return (running, started by us)."""
-    status = os.path.join(REPO, "hack", "localcloud", "status")
-    start = os.path.join(REPO, "hack", "localcloud", "start")
-    if not os.access(start, os.X_OK):
-        print("hack/localcloud/start is missing: targets with alias %r cannot run" % LOCALCLOUD_ALIAS)
+LOCALCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_HOME", ".localcloud")
+NODES_HOME = state_home("OSOPS_NODES_HOME", ".nodes")
+SERVICES = (
+    # The local OpenStack cloud on loopback (hack/localcloud).
+    TestService(
+        alias="localcloud",
+        start=[os.path.join(REPO, "hack", "localcloud", "start")],
+        status=[os.path.join(REPO, "hack", "localcloud", "status")],
+        stop=[os.path.join(REPO, "hack", "localcloud", "stop")],
+        variables={
+            "localcloud_home": LOCALCLOUD_HOME,
+            "localcloud_clouds_yaml": os.path.join(LOCALCLOUD_HOME, "clouds.yaml"),
+            "localcloud_glance_images": os.path.join(LOCALCLOUD_HOME, "glance", "images"),
+        },
+    ),
+    # Three "compute nodes": network namespaces with their own sshd (hack/nodes).
+    TestService(
+        alias="nodes",
+        start=[os.path.join(REPO, "hack", "nodes", "up"), "3"],
+        status=[os.path.join(REPO, "hack", "nodes", "status")],
+        stop=[os.path.join(REPO, "hack", "nodes", "down")],
+        variables={"nodes_inventory": os.path.join(NODES_HOME, "inventory.ini")},
+    ),
+)
+
+
+def start_service(service: TestService) -> tuple[bool, bool]:
+    """Bring a service up; return (running, started by us)."""
+    if not os.access(service.start[0], os.X_OK):
+        print("%s is missing: targets with alias %r cannot run" % (service.start[0], service.alias))
         return False, False
-    was_running = subprocess.run([status], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
-    return run([start]).returncode == 0, not was_running
+    was_running = subprocess.run(service.status, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 check=False).returncode == 0
+    return run(service.start).returncode == 0, not was_running
 
 
-def write_integration_config(tree: str) -> None:
+def write_integration_config(tree: str, services: list[TestService]) -> None:
     """ansible-test passes tests/integration/integration_config.yml to every target as extra vars."""
-    home = localcloud_home()
+    variables: dict = {}
+    for service in services:
+        variables.update(service.variables)
     with open(os.path.join(tree, "tests", "integration", "integration_config.yml"), "w") as handle:
-        json.dump({
-            "localcloud_home": home,
-            "localcloud_clouds_yaml": os.path.join(home, "clouds.yaml"),
-            "localcloud_glance_images": os.path.join(home, "glance", "images"),
-        }, handle, indent=2)
+        json.dump(variables, handle, indent=2)
 
 
 def integration_targets() -> list[str]:
@@ -186,23 +216,30 @@ def step_integration(tally: Tally, args) -> None:
     tree = ansible_test_tree()
     env = dict(os.environ)
     env.pop("ANSIBLE_TEST_CONTENT_ROOT", None)
-    cloud_up, started_by_us = None, False
+    needed = [svc for svc in SERVICES if any(svc.alias in target_aliases(t) for t in targets)]
+    write_integration_config(tree, needed)
+    up: dict[str, bool] = {}
+    started: list[TestService] = []
     for target in targets:
-        if LOCALCLOUD_ALIAS in target_aliases(target):
-            if cloud_up is None:
-                cloud_up, started_by_us = start_localcloud()
-                write_integration_config(tree)
-            if not cloud_up:
-                tally.add("integration", "%s (local cloud did not start)" % target, False)
-                continue
+        for service in needed:
+            if service.alias in target_aliases(target) and service.alias not in up:
+                running, ours = start_service(service)
+                up[service.alias] = running
+                if ours:
+                    started.append(service)
+        down = [alias for alias in target_aliases(target) if up.get(alias) is False]
+        if down:
+            tally.add("integration", "%s (%s did not start)" % (target, ", ".join(down)), False)
+            continue
         rc = run(
             ["ansible-test", "integration", "--local", "--color", "no", "--python", PYTHON_VERSION, target],
             cwd=tree, env=env,
         ).returncode
         tally.add("integration", target, rc == 0)
-    # Leave the machine as we found it, unless asked to keep the cloud for the next run.
-    if started_by_us and not os.environ.get("OSOPS_KEEP_LOCALCLOUD"):
-        run([os.path.join(REPO, "hack", "localcloud", "stop")])
+    # Leave the machine as we found it, unless asked to keep services for the next run.
+    if not os.environ.get("OSOPS_KEEP_SERVICES"):
+        for service in reversed(started):
+            run(service.stop)
 
 
 def step_lint(tally: Tally, args) -> None:

@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The rollout summary an operator reads."""
+
+from __future__ import annotations
+
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.report import summarise
+
+
+def result(linked=0, already=0, skipped=0, errors=0):
+    return {"counts": {"linked": linked, "already_linked": already, "updated": 0, "skipped_images": skipped,
+                       "pruned": 0, "kept": 0, "errors": errors}}
+
+
+def test_per_node_lines_and_totals():
+    summary = summarise({"node2": result(1, 9, 2), "node1": result(3, 7, 2, errors=1)})
+
+    assert summary["totals"]["linked"] == 4 and summary["totals"]["errors"] == 1
+    assert summary["lines"][0] == "node1: linked 3, already linked 7, updated 0, skipped 2, pruned 0, kept 0, errors 1"
+    assert summary["lines"][-1].startswith("TOTAL (2 nodes): linked 4, already linked 16")
+
+
+def test_a_node_without_result_is_never_hidden():
+    summary = summarise({"node1": result(1), "node2": None, "node3": {"unreachable": True}})
+
+    assert summary["missing"] == ["node2", "node3"]
+    assert "node2: no result (unreachable or failed)" in summary["lines"]
+    assert summary["lines"][-1].startswith("TOTAL (1 node): linked 1")
