@@ -153,24 +153,29 @@ class State:
 
 @contextlib.contextmanager
 def nova_lock(instances_dir: str, base_name: str, owner_like: os.stat_result):
-    """Hold Nova's POSIX lock on a base file (oslo.concurrency external lock)."""
+    """Hold Nova's POSIX lock on a base file (oslo.concurrency external lock).
+
+    A lock file we create gets the instances directory's owner: Nova, not
+    root, must be able to open it afterwards. Closing the file releases the lock.
+    """
     path = nova_lock_path(instances_dir, base_name)
-    lock_dir = os.path.dirname(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        os.fchown(fd, owner_like.st_uid, owner_like.st_gid)
+    except FileExistsError:
+        fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ensure_lock_dir(instances_dir: str, owner_like: os.stat_result) -> None:
+    lock_dir = os.path.join(instances_dir, "locks")
     if not os.path.isdir(lock_dir):
         os.makedirs(lock_dir, mode=0o755, exist_ok=True)
         os.chown(lock_dir, owner_like.st_uid, owner_like.st_gid)
-    created = not os.path.exists(path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if created:
-            os.fchown(fd, owner_like.st_uid, owner_like.st_gid)
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.lockf(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def file_hash(fd: int, algo: str) -> str:
@@ -234,6 +239,7 @@ class ImageCache:
         self.state = State(options.state_file).load()
         self.now = time.time()
         self.instances_stat = os.stat(options.instances_dir) if os.path.isdir(options.instances_dir) else None
+        self.lock_dir_ready = False
 
     # --- scan + decide -----------------------------------------------------
 
@@ -259,38 +265,54 @@ class ImageCache:
         if reason:
             self.report.skipped_images.append({"id": image.id, "reason": reason})
             return
-        src = os.path.join(self.o.source_dir, image.id)
-        dst = os.path.join(self.o.cache_dir, base_name)
+        src = self.o.source_dir + "/" + image.id
+        dst = self.o.cache_dir + "/" + base_name
         entry = stat_entry(dst)
+        if entry is not None:
+            self.handle_existing(image, base_name, src, dst, entry)
+        else:
+            self.handle_new(image, base_name, src, dst)
+
+    def handle_existing(self, image: Image, base_name: str, src: str, dst: str, entry: FileFacts) -> None:
+        """The common case on every run after the first: is the entry ours, are its attributes right?"""
+        # stat is enough to compare inodes; sizes of new links are checked on an open file
+        try:
+            source = facts_of(os.stat(src))
+        except FileNotFoundError:
+            source = None
         recorded = self.state.links.get(base_name)
-        recorded_copy = bool(recorded and entry and recorded.image_id == image.id
+        recorded_copy = bool(recorded and recorded.image_id == image.id
                              and (recorded.dev, recorded.ino) == (entry.dev, entry.ino))
+        decision = decide(image, base_name, self.o.wanted, self.now, source, entry, recorded_copy)
+        if decision.action == ALREADY and not recorded_copy:
+            # a link made by an earlier run or an older tool: remember it, so
+            # prune can find it once Glance has deleted the image's file
+            self.remember(base_name, image.id, entry.dev, entry.ino)
+        self.record(decision, src, dst)
+
+    def handle_new(self, image: Image, base_name: str, src: str, dst: str) -> None:
         try:
             fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
-            return self.record(decide(image, base_name, self.o.wanted, self.now, None, entry), src, dst)
+            self.record(decide(image, base_name, self.o.wanted, self.now, None, None), src, dst)
+            return
         try:
-            # open + fstat: on NFS this refreshes the attributes we compare
+            # open + fstat: on NFS this refreshes the attributes (close-to-open)
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 self.report.skipped_images.append({"id": image.id, "reason": "Glance path is not a regular file"})
                 return
             source = facts_of(st)
             header = hash_ok = None
-            if entry is None and source.size == image.size:
-                header = inspect_fd(fd)
+            if source.size == image.size:
+                header = inspect_fd(fd, source.size)
                 # hashing is the expensive part: only for files the header allows
                 if self.o.wanted.verify_hash and content_matches(image.disk_format or "", header) \
                         and not unsafe_reason(header):
                     hash_ok = self.hash_matches(image, source, fd)
         finally:
             os.close(fd)
-        decision = decide(image, base_name, self.o.wanted, self.now, source, entry, recorded_copy, header, hash_ok)
-        if decision.action == ALREADY and not recorded_copy and entry is not None:
-            # a link made by an earlier run or an older tool: remember it, so
-            # prune can find it once Glance has deleted the image's file
-            self.remember(base_name, image.id, entry.dev, entry.ino)
-        self.record(decision, src, dst)
+        self.record(decide(image, base_name, self.o.wanted, self.now, source, None, False, header, hash_ok), src, dst)
 
     def hash_matches(self, image: Image, source: FileFacts, fd: int) -> bool:
         algo = image.os_hash_algo or ""
@@ -319,11 +341,18 @@ class ImageCache:
         elif decision.action == LINK:
             self.link(decision, src, dst)
 
+    def lock(self, base_name: str):
+        owner_like = self.instances_stat or os.stat(self.o.cache_dir)
+        if not self.lock_dir_ready:
+            ensure_lock_dir(self.o.instances_dir, owner_like)
+            self.lock_dir_ready = True
+        return nova_lock(self.o.instances_dir, base_name, owner_like)
+
     def link(self, decision, src: str, dst: str) -> None:
         method = "hard link"
         self.report.diff_before.append("%s  absent" % decision.base_name)
         if not self.o.check_mode:
-            with nova_lock(self.o.instances_dir, decision.base_name, self.instances_stat or os.stat(self.o.cache_dir)):
+            with self.lock(decision.base_name):
                 method = self.make_entry(src, dst, decision)
                 if method is None:
                     self.report.diff_before.pop()
@@ -415,7 +444,7 @@ class ImageCache:
             image_id = self.image_id_of(base_name, ids)
             try:
                 if not self.o.check_mode:
-                    with nova_lock(self.o.instances_dir, base_name, self.instances_stat or os.stat(self.o.cache_dir)):
+                    with self.lock(base_name):
                         # re-check under the lock: an instance may have started on it
                         if base_name in self.backing_files_in_use(only=base_name):
                             self.report.kept.append({"base_name": base_name, "id": image_id,

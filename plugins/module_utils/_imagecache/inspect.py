@@ -78,9 +78,15 @@ def _qcow2(head: bytes) -> Header:
     return Header("qcow2", backing_file=backing_offset != 0, data_file=data_file)
 
 
-def inspect_fd(fd: int) -> Header:
-    """Read the header of an open file (positional reads: the offset is untouched)."""
-    return classify(os.pread(fd, HEAD_SIZE, 0), os.pread(fd, ISO_AREA_SIZE, ISO_AREA_OFFSET))
+def inspect_fd(fd: int, size: int | None = None) -> Header:
+    """Read the header of an open file (positional reads: the offset is untouched).
+
+    ``size``, when known, spares the read of the ISO area in files too short for it.
+    """
+    head = os.pread(fd, HEAD_SIZE, 0)
+    if size is not None and size <= ISO_AREA_OFFSET:
+        return classify(head)
+    return classify(head, os.pread(fd, ISO_AREA_SIZE, ISO_AREA_OFFSET))
 
 
 def qcow2_backing_file(fd: int) -> str | None:

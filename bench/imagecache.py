@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark: seeding Nova's image cache with N images, and re-running with nothing to do.
+
+Side by side on the same store, each into its own empty cache directory:
+  original  the original cron approach: one ln, chown and chmod process per image
+  bare      a bare Python loop of os.link/os.chown/os.chmod/os.utime (the practical limit)
+  module    imagecache_link's logic (ImageCache.run, as the module calls it)
+  ansible   the module run by ansible (one task on localhost), for the no-op re-run
+
+Run:  . hack/lib.sh && enter_dev_env && python bench/imagecache.py [--images 10000]
+Prints median seconds and ratios; see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, ".venv", "collections"))
+
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.apply import ImageCache, Options  # noqa: E402
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Image, Wanted  # noqa: E402
+
+OWNER = "nobody" if os.getuid() == 0 else str(os.getuid())
+UID = int(subprocess.check_output(["id", "-u", OWNER]).strip()) if OWNER == "nobody" else os.getuid()
+
+
+def make_store(root: str, count: int) -> list[dict]:
+    store = os.path.join(root, "glance", "images")
+    os.makedirs(store)
+    images = []
+    block = bytes(4096)
+    for index in range(count):
+        image_id = "%08x-0000-4000-8000-%012x" % (index, index)
+        with open(os.path.join(store, image_id), "wb") as handle:
+            handle.write(block)
+        images.append({"id": image_id, "status": "active", "size": 4096, "disk_format": "raw"})
+    return images
+
+
+def original(store: str, cache: str, images: list[dict]) -> None:
+    for image in images:
+        name = hashlib.sha1(image["id"].encode()).hexdigest()
+        dst = os.path.join(cache, name)
+        subprocess.run(["ln", os.path.join(store, image["id"]), dst], stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(["chown", OWNER, dst], check=False)
+        subprocess.run(["chmod", "0644", dst], check=False)
+
+
+def bare(store: str, cache: str, images: list[dict]) -> None:
+    for image in images:
+        dst = os.path.join(cache, hashlib.sha1(image["id"].encode()).hexdigest())
+        try:
+            os.link(os.path.join(store, image["id"]), dst)
+        except FileExistsError:
+            pass
+        os.chown(dst, UID, -1)
+        os.chmod(dst, 0o644)
+        os.utime(dst, None)
+
+
+def module(store: str, cache: str, images: list[dict], state: str) -> dict:
+    options = Options(
+        source_dir=store, cache_dir=cache, instances_dir=os.path.dirname(cache), state_file=state,
+        wanted=Wanted(uid=UID, gid=None, mode=0o644, touch=True, touch_interval=3600,
+                      formats=frozenset(("raw", "iso")), verify_hash=False),
+        fallback="fail", prune=False, check_mode=False,
+    )
+    report = ImageCache(options).run([Image.from_glance(i) for i in images])
+    assert not report.errors, report.errors[:3]
+    return report.result()["counts"]
+
+
+def via_ansible(store: str, cache: str, images_file: str, state: str) -> dict:
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".venv", "collections"))
+    args = json.dumps({"images": "{{ lookup('file', '%s') | from_json }}" % images_file, "source_dir": store,
+                       "cache_dir": cache, "owner": OWNER, "state_file": state})
+    out = subprocess.run(
+        ["ansible", "localhost", "-m", "osops.lifecycle.imagecache_link", "-a", args, "-o"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out.split("=>", 1)[1])["counts"]
+
+
+def timed(func, *args) -> float:
+    started = time.perf_counter()
+    func(*args)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=3, help="no-op re-runs per approach (median shown)")
+    args = parser.parse_args()
+
+    root = tempfile.mkdtemp(prefix="osops-bench-imagecache-")
+    try:
+        images = make_store(root, args.images)
+        store = os.path.join(root, "glance", "images")
+        images_file = os.path.join(root, "images.json")
+        with open(images_file, "w") as handle:
+            json.dump(images, handle)
+        caches = {name: os.path.join(root, name, "_base") for name in ("original", "bare", "module")}
+        for cache in caches.values():
+            os.makedirs(cache)
+        state = os.path.join(root, "state.json")
+
+        print("image cache benchmark: %d images of 4 KiB, baseline = original cron approach "
+              "(ln + chown + chmod processes per image)" % args.images)
+        first = {
+            "original": timed(original, store, caches["original"], images),
+            "bare": timed(bare, store, caches["bare"], images),
+            "module": timed(module, store, caches["module"], images, state),
+        }
+        again = {
+            "original": statistics.median(timed(original, store, caches["original"], images) for _ in range(args.repeat)),
+            "bare": statistics.median(timed(bare, store, caches["bare"], images) for _ in range(args.repeat)),
+            "module": statistics.median(timed(module, store, caches["module"], images, state) for _ in range(args.repeat)),
+        }
+        counts = module(store, caches["module"], images, state)
+        assert counts["already_linked"] == args.images and counts["linked"] == 0, counts
+        for cache in caches.values():
+            assert len(os.listdir(cache)) == args.images
+        ansible_noop = statistics.median(timed(via_ansible, store, caches["module"], images_file, state)
+                                         for _ in range(args.repeat))
+
+        print("%-10s %12s %14s" % ("", "first run s", "no-op re-run s"))
+        for name in ("original", "bare", "module"):
+            print("%-10s %12.3f %14.3f" % (name, first[name], again[name]))
+        print("%-10s %12s %14.3f   (whole ansible run: start-up, module transfer, %d-image argument)"
+              % ("ansible", "", ansible_noop, args.images))
+        print("ratios: module/bare first %.2fx, no-op %.2fx (target <= 2x)"
+              % (first["module"] / first["bare"], again["module"] / again["bare"]))
+        print("        original/module first %.0fx, no-op %.0fx (target >= 50x)"
+              % (first["original"] / first["module"], again["original"] / again["module"]))
+        print("        module no-op re-run %.3f s for %d images (target < 1 s)" % (again["module"], args.images))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
