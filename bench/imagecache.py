@@ -123,16 +123,16 @@ def main() -> int:
             "module": timed(module, store, caches["module"], images, state),
         }
         again = {
-            "original": statistics.median(timed(original, store, caches["original"], images) for _ in range(args.repeat)),
-            "bare": statistics.median(timed(bare, store, caches["bare"], images) for _ in range(args.repeat)),
-            "module": statistics.median(timed(module, store, caches["module"], images, state) for _ in range(args.repeat)),
+            "original": statistics.median(timed(original, store, caches["original"], images) for _run in range(args.repeat)),
+            "bare": statistics.median(timed(bare, store, caches["bare"], images) for _run in range(args.repeat)),
+            "module": statistics.median(timed(module, store, caches["module"], images, state) for _run in range(args.repeat)),
         }
         counts = module(store, caches["module"], images, state)
         assert counts["already_linked"] == args.images and counts["linked"] == 0, counts
         for cache in caches.values():
             assert len(os.listdir(cache)) == args.images
         ansible_noop = statistics.median(timed(via_ansible, store, caches["module"], images_file, state)
-                                         for _ in range(args.repeat))
+                                         for _run in range(args.repeat))
 
         print("%-10s %12s %14s" % ("", "first run s", "no-op re-run s"))
         for name in ("original", "bare", "module"):
