@@ -1,0 +1,87 @@
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Planning a reap (pure): dependency order, what is still in use, the safety cap.
+
+Kinds are decided and removed in dependency order: servers first (nothing of
+ours depends on them going), then volume snapshots, then volumes (attached to
+servers, parents of snapshots), then images (booted by servers). A resource
+whose users all go in the same run may go too; otherwise it is ``in_use``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KIND_ORDER = ("server", "snapshot", "volume", "image")
+
+
+@dataclass(frozen=True, order=True)
+class Key:
+    kind: str
+    id: str
+
+    def __str__(self) -> str:
+        return "%s %s" % (self.kind, self.id)
+
+
+def kind_rank(kind: str) -> int:
+    try:
+        return KIND_ORDER.index(kind)
+    except ValueError:
+        raise ValueError("unknown resource kind %r (known: %s)" % (kind, ", ".join(KIND_ORDER))) from None
+
+
+def in_use_reason(users: set[Key] | frozenset[Key], removing: set[Key]) -> str | None:
+    """Why a resource must stay: users that are not removed in this run, or None."""
+    staying = sorted(users - removing)
+    if not staying:
+        return None
+    kinds: dict[str, int] = {}
+    for user in staying:
+        kinds[user.kind] = kinds.get(user.kind, 0) + 1
+    listed = ", ".join("%d %s%s" % (count, kind, "" if count == 1 else "s") for kind, count in sorted(kinds.items()))
+    return "still used by %s (%s)" % (listed, ", ".join(user.id for user in staying[:3]) + (", ..." if len(staying) > 3 else ""))
+
+
+def check_cap(to_remove: int, scanned: int, max_count: int | None, max_percent: float | None) -> str | None:
+    """Why this run must not remove anything (the cap is exceeded), or None.
+
+    The cap is checked before the first removal: a run that would remove more
+    than allowed removes nothing, so a wrong policy cannot empty a cloud.
+    """
+    if max_count is not None and to_remove > max_count:
+        return "would remove %d resources, more than max_remove=%d: nothing removed" % (to_remove, max_count)
+    if max_percent is not None and scanned and to_remove * 100.0 / scanned > max_percent:
+        return "would remove %d of %d scanned resources (%.1f%%), more than max_remove_percent=%g: nothing removed" % (
+            to_remove, scanned, to_remove * 100.0 / scanned, max_percent)
+    return None
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    kind: str
+    id: str
+    name: str
+    project: str
+    region: str
+    expires: str
+    days_left: int
+    milestone_days: int
+
+
+def owner_digest(items: list[tuple[str, DigestItem]]) -> list[dict]:
+    """One entry per owner address with everything of theirs to notify, across kinds, projects and regions."""
+    by_owner: dict[str, list[DigestItem]] = {}
+    for email, item in items:
+        by_owner.setdefault(email.strip().lower(), []).append(item)
+    digest = []
+    for email in sorted(by_owner):
+        resources = sorted(by_owner[email], key=lambda i: (i.days_left, kind_rank(i.kind), i.project, i.name, i.id))
+        digest.append({
+            "owner": email,
+            "milestone_days": min(i.milestone_days for i in resources),
+            "resources": [i.__dict__ for i in resources],
+        })
+    return digest
