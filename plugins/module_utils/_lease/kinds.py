@@ -51,8 +51,24 @@ class Adapter:
         raise NotImplementedError
 
 
-class Servers(Adapter):
+class MetadataAdapter(Adapter):
+    """Kinds with a metadata API: set merges the keys given, delete removes keys."""
+
+    service = ""
+    set_metadata = ""
+    delete_metadata = ""
+
+    def apply(self, resource_id, values, remove):
+        proxy = getattr(self.conn, self.service)
+        if values:
+            getattr(proxy, self.set_metadata)(resource_id, **values)
+        if remove:
+            getattr(proxy, self.delete_metadata)(resource_id, list(remove))
+
+
+class Servers(MetadataAdapter):
     kind = "server"
+    service, set_metadata, delete_metadata = "compute", "set_server_metadata", "delete_server_metadata"
 
     def records(self, all_projects: bool = True):
         for server in self.conn.compute.servers(details=True, all_projects=all_projects):
@@ -63,12 +79,6 @@ class Servers(Adapter):
                 "image_id": (server.image or {}).get("id"),
                 "volume_ids": [attachment.get("id") for attachment in server.attached_volumes or []],
             }
-
-    def apply(self, resource_id, values, remove):
-        if values:
-            self.conn.compute.set_server_metadata(resource_id, **values)
-        if remove:
-            self.conn.compute.delete_server_metadata(resource_id, list(remove))
 
 
 class Images(Adapter):
@@ -96,8 +106,9 @@ class Images(Adapter):
             _raise_for_status(response)
 
 
-class Volumes(Adapter):
+class Volumes(MetadataAdapter):
     kind = "volume"
+    service, set_metadata, delete_metadata = "block_storage", "set_volume_metadata", "delete_volume_metadata"
 
     def records(self, all_projects: bool = True):
         for volume in self.conn.block_storage.volumes(details=True, all_projects=all_projects):
@@ -108,15 +119,10 @@ class Volumes(Adapter):
                 "attached_to": [attachment.get("server_id") for attachment in volume.attachments or []],
             }
 
-    def apply(self, resource_id, values, remove):
-        if values:
-            self.conn.block_storage.set_volume_metadata(resource_id, **values)
-        if remove:
-            self.conn.block_storage.delete_volume_metadata(resource_id, list(remove))
 
-
-class Snapshots(Adapter):
+class Snapshots(MetadataAdapter):
     kind = "snapshot"
+    service, set_metadata, delete_metadata = "block_storage", "set_snapshot_metadata", "delete_snapshot_metadata"
 
     def records(self, all_projects: bool = True):
         for snapshot in self.conn.block_storage.snapshots(details=True, all_projects=all_projects):
@@ -126,12 +132,6 @@ class Snapshots(Adapter):
                 "created_at": snapshot.created_at, "metadata": dict(snapshot.metadata or {}),
                 "volume_id": snapshot.volume_id,
             }
-
-    def apply(self, resource_id, values, remove):
-        if values:
-            self.conn.block_storage.set_snapshot_metadata(resource_id, **values)
-        if remove:
-            self.conn.block_storage.delete_snapshot_metadata(resource_id, list(remove))
 
 
 ADAPTERS = {adapter.kind: adapter for adapter in (Servers, Images, Volumes, Snapshots)}
