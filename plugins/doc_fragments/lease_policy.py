@@ -1,0 +1,84 @@
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The lease policy options of the lease modules (module_utils/_lease/options.py).
+    DOCUMENTATION = r"""
+options:
+  key_prefix:
+    description:
+      - Prefix of the metadata keys that hold a lease on the resource (C(<prefix>expires),
+        C(<prefix>notice), C(<prefix>extensions), C(<prefix>owner), C(<prefix>extend)).
+    type: str
+    default: lease_
+  lifetime_days:
+    description: Lease given to a resource seen without one, counted from its creation (the original C(keep_days)).
+    type: float
+    default: 30
+  milestones_days:
+    description:
+      - Days before expiry at which the owner is told (the first is the original C(remind_days)).
+      - A milestone missed by a skipped run is still sent; none is sent twice for the same expiry.
+    type: list
+    elements: int
+    default: [14, 7, 1]
+  grace_days:
+    description:
+      - Minimum time between the last milestone's notice and removal.
+      - A resource seen without a lease is never leased to expire before the first milestone plus this grace.
+    type: float
+    default: 1
+  max_lease_days:
+    description: No expiry further than this from now is honoured; longer ones are capped and reported.
+    type: float
+    default: 90
+  max_extensions:
+    description: How many times an owner may extend a lease.
+    type: int
+    default: 3
+  exempt_users:
+    description: Users (ids or names) whose resources are never touched.
+    type: list
+    elements: str
+    default: []
+  exempt_projects:
+    description: Projects (ids or names) whose resources are never touched.
+    type: list
+    elements: str
+    default: []
+  exempt_ids:
+    description: Resource ids that are never touched.
+    type: list
+    elements: str
+    default: []
+  exempt_names:
+    description: Shell-style globs of resource names that are never touched (case-sensitive).
+    type: list
+    elements: str
+    default: []
+  exempt_metadata:
+    description: Metadata key/value pairs that exempt a resource; the value V(*) matches any value.
+    type: dict
+    default: {}
+  exempt_cidrs:
+    description: Servers with an address in one of these networks are never touched (needs netaddr).
+    type: list
+    elements: str
+    default: []
+  exempt_jmespath:
+    description: A JMESPath expression over the resource record; a true result exempts it (needs jmespath).
+    type: str
+  exempt_image_visibilities:
+    description: Image visibilities that are exempt.
+    type: list
+    elements: str
+    default: [public, community]
+  as_of:
+    description:
+      - Evaluate the policy at this future time (ISO 8601) instead of now, without changing anything.
+    type: str
+"""

@@ -1,0 +1,88 @@
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The lease policy options both lease modules take, and their meaning (one place).
+
+Documented by the doc fragment ``osops.lifecycle.lease_policy``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .exempt import CompiledExemptions, Exemptions
+from .keys import DEFAULT_PREFIX, LeaseKeys, LeaseValueError, parse_time
+from .policy import Policy
+
+POLICY_ARGUMENT_SPEC = dict(
+    key_prefix=dict(type="str", default=DEFAULT_PREFIX),
+    lifetime_days=dict(type="float", default=30),
+    milestones_days=dict(type="list", elements="int", default=[14, 7, 1]),
+    grace_days=dict(type="float", default=1),
+    max_lease_days=dict(type="float", default=90),
+    max_extensions=dict(type="int", default=3),
+    exempt_users=dict(type="list", elements="str", default=[]),
+    exempt_projects=dict(type="list", elements="str", default=[]),
+    exempt_ids=dict(type="list", elements="str", default=[]),
+    exempt_names=dict(type="list", elements="str", default=[]),
+    exempt_metadata=dict(type="dict", default={}),
+    exempt_cidrs=dict(type="list", elements="str", default=[]),
+    exempt_jmespath=dict(type="str"),
+    exempt_image_visibilities=dict(type="list", elements="str", default=["public", "community"]),
+    as_of=dict(type="str"),
+)
+
+
+class OptionError(ValueError):
+    """Policy options that cannot be used; the message names the option."""
+
+
+def policy_from_params(params: dict) -> Policy:
+    try:
+        return Policy(
+            lifetime_days=params["lifetime_days"],
+            milestones_days=tuple(params["milestones_days"]),
+            grace_days=params["grace_days"],
+            max_lease_days=params["max_lease_days"],
+            max_extensions=params["max_extensions"],
+        )
+    except ValueError as error:
+        raise OptionError("lease policy: %s" % error) from None
+
+
+def keys_from_params(params: dict) -> LeaseKeys:
+    try:
+        return LeaseKeys(params["key_prefix"])
+    except ValueError as error:
+        raise OptionError("key_prefix: %s" % error) from None
+
+
+def exemptions_from_params(params: dict) -> CompiledExemptions:
+    try:
+        return CompiledExemptions(Exemptions(
+            users=frozenset(params["exempt_users"]),
+            projects=frozenset(params["exempt_projects"]),
+            resource_ids=frozenset(params["exempt_ids"]),
+            name_globs=tuple(params["exempt_names"]),
+            metadata=tuple(sorted((str(k), str(v)) for k, v in params["exempt_metadata"].items())),
+            cidrs=tuple(params["exempt_cidrs"]),
+            jmespath=params["exempt_jmespath"],
+            image_visibilities=frozenset(params["exempt_image_visibilities"]),
+        ))
+    except ValueError as error:
+        raise OptionError("exemptions: %s" % error) from None
+
+
+def now_from_params(params: dict, clock: datetime | None = None) -> tuple[datetime, bool]:
+    """The moment to evaluate the policy at, and whether it is a look-ahead (``as_of``: no changes)."""
+    real_now = (clock or datetime.now(timezone.utc)).replace(microsecond=0)
+    if not params.get("as_of"):
+        return real_now, False
+    try:
+        moment = parse_time(params["as_of"])
+    except LeaseValueError as error:
+        raise OptionError("as_of: %s" % error) from None
+    if moment < real_now:
+        raise OptionError("as_of %s is in the past: the policy is only evaluated now or ahead" % params["as_of"])
+    return moment, True
