@@ -36,6 +36,16 @@ class Adapter:
     def records(self, all_projects: bool = True):
         raise NotImplementedError
 
+    def record(self, resource, project_id, user_id, metadata, **extra) -> dict:
+        """The fields every kind's record has, plus the kind's own."""
+        record = {
+            "kind": self.kind, "id": resource.id, "name": resource.name, "status": resource.status,
+            "project_id": project_id, "user_id": user_id, "created_at": resource.created_at,
+            "metadata": dict(metadata or {}),
+        }
+        record.update(extra)
+        return record
+
     def write(self, resource_id: str, current: dict, values: dict, remove: tuple = ()) -> None:
         """Set ``values`` and remove ``remove`` on a resource whose metadata is ``current``.
 
@@ -72,13 +82,11 @@ class Servers(MetadataAdapter):
 
     def records(self, all_projects: bool = True):
         for server in self.conn.compute.servers(details=True, all_projects=all_projects):
-            yield {
-                "kind": self.kind, "id": server.id, "name": server.name, "status": server.status,
-                "project_id": server.project_id, "user_id": server.user_id, "created_at": server.created_at,
-                "metadata": dict(server.metadata or {}), "addresses": _addresses(server),
-                "image_id": (server.image or {}).get("id"),
-                "volume_ids": [attachment.get("id") for attachment in server.attached_volumes or []],
-            }
+            yield self.record(
+                server, server.project_id, server.user_id, server.metadata,
+                addresses=_addresses(server), image_id=(server.image or {}).get("id"),
+                volume_ids=[attachment.get("id") for attachment in server.attached_volumes or []],
+            )
 
 
 class Images(Adapter):
@@ -86,13 +94,10 @@ class Images(Adapter):
 
     def records(self, all_projects: bool = True):
         for image in self.conn.image.images():
-            data = image.to_dict(computed=False)
-            properties = dict(image.properties or {})
-            yield {
-                "kind": self.kind, "id": image.id, "name": image.name, "status": image.status,
-                "project_id": image.owner_id, "user_id": properties.get("user_id"), "created_at": image.created_at,
-                "visibility": image.visibility, "metadata": properties, "size": data.get("size"),
-            }
+            properties = image.properties or {}
+            # images made by Nova snapshots name their user; others have only a project
+            yield self.record(image, image.owner_id, properties.get("user_id"), properties,
+                              visibility=image.visibility, size=image.size)
 
     def apply(self, resource_id, values, remove):
         clash = [key for key in list(values) + list(remove) if key in IMAGE_CORE]
@@ -112,12 +117,8 @@ class Volumes(MetadataAdapter):
 
     def records(self, all_projects: bool = True):
         for volume in self.conn.block_storage.volumes(details=True, all_projects=all_projects):
-            yield {
-                "kind": self.kind, "id": volume.id, "name": volume.name, "status": volume.status,
-                "project_id": volume.project_id, "user_id": volume.user_id, "created_at": volume.created_at,
-                "metadata": dict(volume.metadata or {}),
-                "attached_to": [attachment.get("server_id") for attachment in volume.attachments or []],
-            }
+            yield self.record(volume, volume.project_id, volume.user_id, volume.metadata,
+                              attached_to=[attachment.get("server_id") for attachment in volume.attachments or []])
 
 
 class Snapshots(MetadataAdapter):
@@ -126,12 +127,8 @@ class Snapshots(MetadataAdapter):
 
     def records(self, all_projects: bool = True):
         for snapshot in self.conn.block_storage.snapshots(details=True, all_projects=all_projects):
-            yield {
-                "kind": self.kind, "id": snapshot.id, "name": snapshot.name, "status": snapshot.status,
-                "project_id": snapshot.project_id, "user_id": getattr(snapshot, "user_id", None),
-                "created_at": snapshot.created_at, "metadata": dict(snapshot.metadata or {}),
-                "volume_id": snapshot.volume_id,
-            }
+            yield self.record(snapshot, snapshot.project_id, getattr(snapshot, "user_id", None), snapshot.metadata,
+                              volume_id=snapshot.volume_id)
 
 
 ADAPTERS = {adapter.kind: adapter for adapter in (Servers, Images, Volumes, Snapshots)}
