@@ -350,18 +350,17 @@ class ImageCache:
 
     def link(self, decision, src: str, dst: str) -> None:
         method = "hard link"
-        self.report.diff_before.append("%s  absent" % decision.base_name)
         if not self.o.check_mode:
             with self.lock(decision.base_name):
                 method = self.make_entry(src, dst, decision)
                 if method is None:
-                    self.report.diff_before.pop()
                     return
                 entry = os.lstat(dst)
                 self.remember(decision.base_name, decision.image_id, entry.st_dev, entry.st_ino)
                 self.apply_attributes(dst, decision.fixes)
         elif self.o.fallback != "fail" and os.stat(src).st_dev != os.stat(self.o.cache_dir).st_dev:
             method = self.o.fallback
+        self.report.diff_before.append("%s  absent" % decision.base_name)
         self.report.diff_after.append("%s  %s of %s" % (decision.base_name, method, src))
         self.report.linked.append({"id": decision.image_id, "base_name": decision.base_name, "path": dst, "method": method})
 
