@@ -24,22 +24,7 @@ from ansible_collections.openstack.cloud.plugins.module_utils.openstack import (
     OpenStackModule,
 )
 
-
-def describe_sdk_error(error: BaseException) -> str:
-    """One line for an operator: what failed, the HTTP status and the request id.
-
-    openstacksdk's exceptions carry these as attributes (``status_code``,
-    ``request_id``, ``details``); plain exceptions fall back to ``str()``.
-    """
-    text = str(error).strip() or type(error).__name__
-    parts = [text]
-    status = getattr(error, "status_code", None)
-    if status and str(status) not in text:
-        parts.append("HTTP %s" % status)
-    request_id = getattr(error, "request_id", None)
-    if request_id and request_id not in text:
-        parts.append("request id %s" % request_id)
-    return "; ".join(parts)
+from ._errors import describe_sdk_error
 
 
 def make_sdk_version_visible() -> None:

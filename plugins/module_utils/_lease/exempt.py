@@ -7,7 +7,7 @@
 A resource is seen here as a plain dict (the scan step's record):
 ``kind``, ``id``, ``name``, ``project_id``, ``project_name``, ``user_id``,
 ``user_name``, ``metadata`` (dict), ``addresses`` (list of IP strings, servers),
-``visibility`` (images), plus whatever else the adapter keeps for JMESPath.
+``visibility`` and ``protected`` (images), plus whatever else the adapter keeps for JMESPath.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ class CompiledExemptions:
         for key, value in e.metadata:
             if key in metadata and (value == "*" or str(metadata[key]) == value):
                 return "metadata %s=%s" % (key, metadata[key])
+        if resource.get("kind") == "image" and resource.get("protected"):
+            return "protected image"
         if resource.get("kind") == "image" and resource.get("visibility") in e.image_visibilities:
             return "%s image" % resource["visibility"]
         for address in resource.get("addresses") or ():

@@ -38,6 +38,11 @@ class LeaseValueError(ValueError):
     """A stored lease value that cannot be understood."""
 
 
+def valid_email(text: str) -> bool:
+    """Good enough to send to: one @, a dot in the domain, no spaces."""
+    return bool(_EMAIL.match(str(text).strip()))
+
+
 def format_time(moment: datetime) -> str:
     """ISO 8601 UTC with a Z, to the second: the one form we write."""
     if moment.tzinfo is None:
@@ -159,7 +164,7 @@ def read_lease(metadata: dict | None, keys: LeaseKeys) -> LeaseRecord:
             problems[keys.extensions] = "not a count of extensions: %r" % raw
     raw = metadata.get(keys.owner)
     if raw is not None:
-        if _EMAIL.match(str(raw).strip()):
+        if valid_email(raw):
             owner = str(raw).strip()
         else:
             problems[keys.owner] = "not an e-mail address: %r" % raw

@@ -5,14 +5,19 @@
 """Cloud adapters: one per resource kind, the same small interface.
 
 ``records()`` lists resources as plain dicts (paginated list calls, never one
-call per resource); ``write()`` sets and removes metadata keys, touching only the
-keys given. Images are written with a JSON patch of exactly those keys:
+call per resource); ``find()`` reads one by id or name; ``write()`` sets and
+removes metadata keys, touching only the keys given; ``remove()`` carries out
+a removal (delete, or a kind's softer step) and waits until it is done. Images are written with a JSON patch of exactly those keys:
 openstacksdk's ``update_image`` patches the whole image, which drops other
 custom properties on a single-store Glance and is refused (409, read-only
 ``stores``) on a multi-store Glance.
 """
 
 from __future__ import annotations
+
+import time
+
+from .decide import DONE_STATUSES, PAST
 
 IMAGE_PATCH = "application/openstack-images-v2.1-json-patch"
 # Image attributes that are Glance's own, not custom properties.
@@ -21,6 +26,13 @@ IMAGE_CORE = frozenset((
     "size", "virtual_size", "min_ram", "min_disk", "disk_format", "container_format", "created_at", "updated_at",
     "tags", "self", "file", "schema", "direct_url", "locations", "os_hidden", "stores",
 ))
+
+
+def effective_change(current: dict, values: dict, remove) -> tuple[dict, tuple]:
+    """What really changes: values that differ, keys that are there and not being set."""
+    values = {key: str(value) for key, value in values.items() if current.get(key) != str(value)}
+    remove = tuple(sorted(key for key in remove if key in current and key not in values))
+    return values, remove
 
 
 def _addresses(server) -> list[str]:
@@ -33,7 +45,27 @@ class Adapter:
     def __init__(self, conn):
         self.conn = conn
 
-    def records(self, all_projects: bool = True):
+    def records(self, all_projects: bool = True, project_id: str | None = None):
+        """Every resource visible (all projects, or one project's), as records."""
+        for resource in self.list(all_projects, project_id):
+            yield self.to_record(resource)
+
+    def list(self, all_projects: bool, project_id: str | None):
+        raise NotImplementedError
+
+    def get(self, name_or_id: str, all_projects: bool = True):
+        raise NotImplementedError
+
+    def to_record(self, resource) -> dict:
+        raise NotImplementedError
+
+    def find(self, name_or_id: str, all_projects: bool = True) -> dict | None:
+        """One resource by id or (unique) name, or None if there is none."""
+        resource = self.get(name_or_id, all_projects)
+        return None if resource is None else self.to_record(resource)
+
+    def remove(self, resource_id: str, verb: str, timeout: float) -> str:
+        """Carry out ``verb`` on the resource and wait until it is done; returns what happened."""
         raise NotImplementedError
 
     def record(self, resource, project_id, user_id, metadata, **extra) -> dict:
@@ -52,8 +84,7 @@ class Adapter:
         Keys not named are never touched; removing a key that is not there is a
         no-op here (Nova and Cinder answer 404 to it).
         """
-        values = {key: str(value) for key, value in values.items() if current.get(key) != str(value)}
-        remove = tuple(sorted(key for key in remove if key in current and key not in values))
+        values, remove = effective_change(current, values, remove)
         if values or remove:
             self.apply(resource_id, values, remove)
 
@@ -67,6 +98,18 @@ class MetadataAdapter(Adapter):
     service = ""
     set_metadata = ""
     delete_metadata = ""
+    lister = ""
+    finder = ""
+
+    def list(self, all_projects, project_id):
+        # another project's resources are listed as admin, with all_projects and a filter
+        filters = {"project_id": project_id} if project_id else {}
+        proxy = getattr(self.conn, self.service)
+        return getattr(proxy, self.lister)(details=True, all_projects=all_projects or bool(project_id), **filters)
+
+    def get(self, name_or_id, all_projects=True):
+        proxy = getattr(self.conn, self.service)
+        return getattr(proxy, self.finder)(name_or_id, ignore_missing=True, all_projects=all_projects)
 
     def apply(self, resource_id, values, remove):
         proxy = getattr(self.conn, self.service)
@@ -76,28 +119,84 @@ class MetadataAdapter(Adapter):
             getattr(proxy, self.delete_metadata)(resource_id, list(remove))
 
 
+def wait_until(fetch, done, timeout: float, what: str, interval: float = 1.0):
+    """Poll ``fetch()`` until ``done(result)``; a fetch raising NotFound counts as gone (None)."""
+    from openstack import exceptions
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            current = fetch()
+        except exceptions.NotFoundException:
+            current = None
+        if done(current):
+            return current
+        if time.monotonic() >= deadline:
+            raise TimeoutError("%s: not done after %gs (status %s)" % (what, timeout, getattr(current, "status", "?")))
+        time.sleep(interval)
+
+
+def _gone(resource) -> bool:
+    return resource is None
+
+
 class Servers(MetadataAdapter):
     kind = "server"
     service, set_metadata, delete_metadata = "compute", "set_server_metadata", "delete_server_metadata"
+    lister, finder = "servers", "find_server"
 
-    def records(self, all_projects: bool = True):
-        for server in self.conn.compute.servers(details=True, all_projects=all_projects):
-            yield self.record(
-                server, server.project_id, server.user_id, server.metadata,
-                addresses=_addresses(server), image_id=(server.image or {}).get("id"),
-                volume_ids=[attachment.get("id") for attachment in server.attached_volumes or []],
-            )
+    def to_record(self, resource):
+        return self.record(
+            resource, resource.project_id, resource.user_id, resource.metadata,
+            addresses=_addresses(resource), image_id=(resource.image or {}).get("id"),
+            volume_ids=[attachment.get("id") for attachment in resource.attached_volumes or []],
+        )
+
+    def remove(self, resource_id, verb, timeout):
+        compute = self.conn.compute
+
+        def fetch():
+            return compute.get_server(resource_id)
+
+        if verb == "delete":
+            compute.delete_server(resource_id)
+            wait_until(fetch, _gone, timeout, "deleting server %s" % resource_id)
+            return PAST[verb]
+        done = DONE_STATUSES[verb]
+        if verb == "shelve":
+            compute.shelve_server(resource_id)
+        else:
+            compute.stop_server(resource_id)
+        wait_until(fetch, lambda s: s is not None and (s.status in done or s.status == "ERROR"), timeout,
+                   "%s server %s" % (verb, resource_id))
+        status = fetch().status
+        if status not in done:
+            raise RuntimeError("server %s is %s after %s" % (resource_id, status, verb))
+        return PAST[verb]
 
 
 class Images(Adapter):
     kind = "image"
 
-    def records(self, all_projects: bool = True):
-        for image in self.conn.image.images():
-            properties = image.properties or {}
-            # images made by Nova snapshots name their user; others have only a project
-            yield self.record(image, image.owner_id, properties.get("user_id"), properties,
-                              visibility=image.visibility, size=image.size)
+    def list(self, all_projects, project_id):
+        # an admin sees every image in the list; a member sees their own, shared and public ones
+        return self.conn.image.images(**({"owner": project_id} if project_id else {}))
+
+    def get(self, name_or_id, all_projects=True):
+        return self.conn.image.find_image(name_or_id, ignore_missing=True)
+
+    def to_record(self, resource):
+        properties = resource.properties or {}
+        # images made by Nova snapshots name their user; others have only a project
+        return self.record(resource, resource.owner_id, properties.get("user_id"), properties,
+                           visibility=resource.visibility, size=resource.size, protected=bool(resource.is_protected))
+
+    def remove(self, resource_id, verb, timeout):
+        if verb == "deactivate":
+            self.conn.image.deactivate_image(resource_id)
+            return "deactivated"
+        self.conn.image.delete_image(resource_id, ignore_missing=False)
+        return "deleted"
 
     def apply(self, resource_id, values, remove):
         clash = [key for key in list(values) + list(remove) if key in IMAGE_CORE]
@@ -114,21 +213,42 @@ class Images(Adapter):
 class Volumes(MetadataAdapter):
     kind = "volume"
     service, set_metadata, delete_metadata = "block_storage", "set_volume_metadata", "delete_volume_metadata"
+    lister, finder = "volumes", "find_volume"
+    # a volume whose server is being deleted passes through these before it can go
+    SETTLING = ("in-use", "detaching", "attaching", "reserved")
 
-    def records(self, all_projects: bool = True):
-        for volume in self.conn.block_storage.volumes(details=True, all_projects=all_projects):
-            yield self.record(volume, volume.project_id, volume.user_id, volume.metadata,
-                              attached_to=[attachment.get("server_id") for attachment in volume.attachments or []])
+    def to_record(self, resource):
+        return self.record(resource, resource.project_id, resource.user_id, resource.metadata,
+                           attached_to=[attachment.get("server_id") for attachment in resource.attachments or []])
+
+    def remove(self, resource_id, verb, timeout):
+        storage = self.conn.block_storage
+
+        def fetch():
+            return storage.get_volume(resource_id)
+
+        # servers deleted in this run detach their volumes asynchronously
+        wait_until(fetch, lambda v: v is None or v.status not in self.SETTLING, timeout,
+                   "waiting for volume %s to be detached" % resource_id)
+        storage.delete_volume(resource_id, ignore_missing=False)
+        wait_until(fetch, _gone, timeout, "deleting volume %s" % resource_id)
+        return "deleted"
 
 
 class Snapshots(MetadataAdapter):
     kind = "snapshot"
     service, set_metadata, delete_metadata = "block_storage", "set_snapshot_metadata", "delete_snapshot_metadata"
+    lister, finder = "snapshots", "find_snapshot"
 
-    def records(self, all_projects: bool = True):
-        for snapshot in self.conn.block_storage.snapshots(details=True, all_projects=all_projects):
-            yield self.record(snapshot, snapshot.project_id, getattr(snapshot, "user_id", None), snapshot.metadata,
-                              volume_id=snapshot.volume_id)
+    def to_record(self, resource):
+        return self.record(resource, resource.project_id, getattr(resource, "user_id", None), resource.metadata,
+                           volume_id=resource.volume_id)
+
+    def remove(self, resource_id, verb, timeout):
+        storage = self.conn.block_storage
+        storage.delete_snapshot(resource_id, ignore_missing=False)
+        wait_until(lambda: storage.get_snapshot(resource_id), _gone, timeout, "deleting snapshot %s" % resource_id)
+        return "deleted"
 
 
 ADAPTERS = {adapter.kind: adapter for adapter in (Servers, Images, Volumes, Snapshots)}

@@ -16,7 +16,7 @@ from .keys import DEFAULT_PREFIX, LeaseKeys, LeaseValueError, parse_time
 from .policy import Policy
 
 POLICY_ARGUMENT_SPEC = dict(
-    key_prefix=dict(type="str", default=DEFAULT_PREFIX),
+    key_prefix=dict(type="str", default=DEFAULT_PREFIX, no_log=False),
     lifetime_days=dict(type="float", default=30),
     milestones_days=dict(type="list", elements="int", default=[14, 7, 1]),
     grace_days=dict(type="float", default=1),

@@ -1,0 +1,250 @@
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""One lease run against a cloud: scan -> decide -> write leases -> check the cap -> reap -> report.
+
+``LeaseRun`` is what the ``lease_reap`` module carries out; the module only
+turns options into settings and the result into its return value.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .._errors import describe_sdk_error
+from .audit import AuditLog
+from .decide import Outcome, ReapOptions, counts, created_time, decide_scan, to_notify
+from .edit import EditRequest, lease_view, plan_edit
+from .exempt import CompiledExemptions
+from .keys import LeaseKeys, format_time, read_lease
+from .kinds import adapter_for, effective_change
+from .owners import KeystoneDirectory
+from .policy import REMOVE, Policy
+from .reap import KIND_ORDER, check_cap, owner_digest
+from .reaper import Reaper
+
+
+class CapExceeded(Exception):
+    """The run would remove more than allowed: it removes nothing."""
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
+class ApiCallCounter:
+    """Counts the HTTP requests a connection makes (for the report and the benchmark)."""
+
+    def __init__(self, conn):
+        self.calls = 0
+        self._lock = threading.Lock()
+        session = getattr(getattr(conn, "session", None), "session", None)
+        if session is not None:
+            session.hooks.setdefault("response", []).append(self._count)
+
+    def _count(self, response, *args, **kwargs):
+        with self._lock:
+            self.calls += 1
+        return response
+
+
+@dataclass
+class RunSettings:
+    policy: Policy
+    keys: LeaseKeys
+    exemptions: CompiledExemptions
+    now: datetime
+    look_ahead: bool                      # as_of in the future: nothing is changed
+    kinds: tuple[str, ...] = KIND_ORDER
+    projects: list[str] = field(default_factory=list)
+    all_projects: bool = True
+    reap: bool = False
+    options: ReapOptions = ReapOptions()
+    write_leases: bool = True
+    max_remove: int = 50
+    max_remove_percent: float = 10.0
+    workers: int = 8
+    timeout: float = 600
+    owner_fallback: str | None = None
+    contact_attribute: str = "contact_email"
+    audit_path: str | None = None
+    check_mode: bool = True
+
+
+class LeaseRun:
+    def __init__(self, conn, settings: RunSettings):
+        self.conn = conn
+        self.s = settings
+        self.counter = ApiCallCounter(conn)
+        self.directory = KeystoneDirectory(conn, settings.contact_attribute)
+        self.adapters = {kind: adapter_for(kind, conn) for kind in settings.kinds}
+        self.region = getattr(getattr(conn, "config", None), "region_name", None) or ""
+
+    @property
+    def changes_allowed(self) -> bool:
+        return not (self.s.check_mode or self.s.look_ahead)
+
+    def scan(self) -> list[dict]:
+        """Every resource of the chosen kinds and projects, with project and user names."""
+        project_ids = self.directory.project_ids(self.s.projects) if self.s.projects else [None]
+        records = []
+        for kind in KIND_ORDER:
+            if kind not in self.adapters:
+                continue
+            for project_id in project_ids:
+                records.extend(self.adapters[kind].records(self.s.all_projects, project_id))
+        for record in records:
+            project = self.directory.project(record["project_id"]) if record.get("project_id") else None
+            user = self.directory.user(record["user_id"]) if record.get("user_id") else None
+            record["project_name"] = project.name if project else None
+            record["user_name"] = user.name if user else None
+        return records
+
+    def write(self, outcomes: list[Outcome], audit: AuditLog) -> list[dict]:
+        """Write enrolments, repairs and handled requests; one failure never stops the others."""
+        pending = [o for o in outcomes if o.writes]
+
+        def write_one(outcome: Outcome) -> dict:
+            record = outcome.record
+            fields = {"kind": record["kind"], "id": record["id"], "name": record.get("name"),
+                      "project_id": record.get("project_id"), "status": outcome.decision.status,
+                      "set": dict(outcome.set_values), "remove": list(outcome.remove_keys)}
+            if not self.changes_allowed:
+                return audit.write("lease", outcome="would_write", **fields)
+            try:
+                self.adapters[record["kind"]].write(record["id"], record["metadata"], outcome.set_values,
+                                                    outcome.remove_keys)
+            except Exception as error:  # pylint: disable=broad-except
+                return audit.write("lease", outcome="failed", error=describe_sdk_error(error), **fields)
+            return audit.write("lease", outcome="written", **fields)
+
+        if not pending:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.s.workers, len(pending))) as pool:
+            return list(pool.map(write_one, pending))
+
+    def run(self) -> dict:
+        started = time.monotonic()
+        records = self.scan()
+        owner_of = self.directory.owner_lookup(self.s.owner_fallback)
+        outcomes = decide_scan(records, self.s.policy, self.s.keys, self.s.now, self.s.exemptions.reason, owner_of,
+                               self.s.options)
+        removals = [o for o in outcomes if o.decision.action == REMOVE and o.verb]
+        cap = check_cap(len(removals), len(outcomes), self.s.max_remove, self.s.max_remove_percent)
+        # the cap is checked before anything is written, so a refused run changes nothing at all
+        if cap and self.s.reap:
+            raise CapExceeded(cap, self.result(outcomes, [], [], None, cap, started))
+        audit = AuditLog(self.s.audit_path, check_mode=not self.changes_allowed)
+        try:
+            writes = self.write(outcomes, audit) if self.s.write_leases else []
+            removed = []
+            if self.s.reap:
+                reaper = Reaper(self.adapters, self.s.keys, audit, self.s.workers, self.s.timeout)
+                removed = reaper.run(removals) if self.changes_allowed else reaper.preview(removals)
+        finally:
+            audit.close()
+        return self.result(outcomes, writes, removed, audit, cap, started)
+
+    def result(self, outcomes, writes, removed, audit, cap, started) -> dict:
+        now = self.s.now
+        decisions = [o.as_dict(now) for o in outcomes]
+        for decision in decisions:
+            decision["region"] = self.region
+        notify = to_notify(outcomes)
+        digest = owner_digest([(o.owner.email, o.digest_item(self.region, now)) for o in notify])
+        requests = [dict(kind=o.record["kind"], id=o.record["id"], name=o.record.get("name"), owner=o.owner.email,
+                         **o.request.as_dict()) for o in outcomes if o.request]
+        unowned = [d for d in decisions if not d["owner"] and d["action"] != "none"]
+        wrote = any(w["outcome"] == "written" for w in writes)
+        changed_by_removal = any(r["outcome"] == "removed" for r in removed)
+        return {
+            "changed": (wrote or changed_by_removal) if self.changes_allowed else bool(writes or removed),
+            "now": format_time(now),
+            "look_ahead": self.s.look_ahead,
+            "region": self.region,
+            "decisions": decisions,
+            "digest": digest,
+            "counts": counts(outcomes),
+            "requests": requests,
+            "unowned": unowned,
+            "lease_writes": writes,
+            "removed": removed,
+            "cap": cap,
+            "audit": list(audit.records) if audit else [],
+            "run_id": audit.run_id if audit else None,
+            "stats": {"scanned": len(outcomes), "api_calls": self.counter.calls,
+                      "seconds": round(time.monotonic() - started, 2),
+                      "user_lookups": self.directory.user.calls},
+        }
+
+
+def diff_lines(result: dict) -> str:
+    """A readable diff for ``--diff``: leases written and resources removed."""
+    lines = []
+    for write in result["lease_writes"]:
+        changes = ", ".join(["%s=%s" % item for item in sorted(write["set"].items())] +
+                            ["-%s" % key for key in write["remove"]])
+        lines.append("~ %s %s (%s) [%s]: %s" % (write["kind"], write["name"] or "", write["id"], write["status"], changes))
+    for removal in result["removed"]:
+        lines.append("- %s %s (%s) in %s: %s (%s)" % (
+            removal["kind"], removal["name"] or "", removal["id"], removal.get("project_name") or removal["project_id"],
+            removal["action"], removal["outcome"]))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+class LeaseEditor:
+    """Carries out ``plan_edit`` on resources named by kind and id or name (``resource_lease``)."""
+
+    def __init__(self, conn, policy: Policy, keys: LeaseKeys, now: datetime, look_ahead: bool, check_mode: bool,
+                 all_projects: bool = True, audit_path: str | None = None):
+        self.conn = conn
+        self.policy = policy
+        self.keys = keys
+        self.now = now
+        self.changes_allowed = not (check_mode or look_ahead)
+        self.all_projects = all_projects
+        self.audit = AuditLog(audit_path, check_mode=not self.changes_allowed)
+
+    def find(self, target: dict) -> dict | None:
+        return adapter_for(target["kind"], self.conn).find(target.get("id") or target["name"], self.all_projects)
+
+    def edit(self, target: dict, request: EditRequest) -> dict:
+        """One resource: read, plan, write; the result says what happened (never raises for the cloud's errors)."""
+        name_or_id = target.get("id") or target.get("name")
+        result = {"kind": target["kind"], "id": target.get("id"), "name": target.get("name"), "changed": False}
+        try:
+            record = self.find(target)
+        except Exception as error:  # pylint: disable=broad-except
+            return dict(result, outcome="failed", reason=describe_sdk_error(error))
+        if record is None:
+            return dict(result, outcome="missing", reason="no %s %s" % (target["kind"], name_or_id))
+        lease = read_lease(record["metadata"], self.keys)
+        change = plan_edit(self.policy, self.keys, lease, request, self.now, created_time(record))
+        changes, removes = effective_change(record["metadata"], change.set_values, change.remove_keys)
+        metadata = {k: v for k, v in record["metadata"].items() if k not in removes}
+        metadata.update(changes)
+        result.update(id=record["id"], name=record["name"], project_id=record["project_id"], outcome=change.outcome,
+                      reason=change.reason, before=lease_view(lease, self.now),
+                      after=lease_view(read_lease(metadata, self.keys), self.now))
+        if not (changes or removes):
+            return result
+        result["changed"] = True
+        fields = {"kind": record["kind"], "id": record["id"], "name": record["name"],
+                  "project_id": record["project_id"], "state": request.state, "set": changes, "remove": list(removes),
+                  "reason": change.reason}
+        if not self.changes_allowed:
+            self.audit.write("lease", outcome="would_write", **fields)
+            return result
+        try:
+            adapter_for(record["kind"], self.conn).write(record["id"], record["metadata"], change.set_values,
+                                                         change.remove_keys)
+        except Exception as error:  # pylint: disable=broad-except
+            self.audit.write("lease", outcome="failed", error=describe_sdk_error(error), **fields)
+            return dict(result, changed=False, outcome="failed", reason=describe_sdk_error(error))
+        self.audit.write("lease", outcome="written", **fields)
+        return result

@@ -1,0 +1,329 @@
+#!/usr/bin/python
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: lease_reap
+short_description: Scan the leases of servers, images, volumes and snapshots, and remove what expired after notice
+version_added: 0.1.0
+description:
+  - Lists the chosen kinds across all projects (or the given ones) with paginated calls, reads each resource's
+    lease from its metadata, finds its owner, and decides its status - V(active), V(expiring) (a milestone notice
+    is due), V(expired), V(exempt), V(enrolled) (had no lease, gets one now), V(invalid) (unreadable, or later than
+    the policy allows; repaired, never removed this run) or V(in_use) (expired but still used by servers,
+    attachments or snapshots that stay).
+  - Returns every decision and a per-owner digest for mail (RV(digest)); recording that a notice was sent is
+    M(osops.lifecycle.resource_lease)'s job, once the mail has gone.
+  - Writes leases on resources that have none (never expiring before the first milestone plus grace), repairs
+    unreadable ones, and handles owners' extension requests (C(<prefix>extend=<days>) set on the resource with
+    C(openstack server|image|volume|volume snapshot set --property)), granted within the caps or refused, and the
+    request key removed either way (RV(requests)).
+  - With O(reap), removes expired resources whose owner was sent the last milestone's notice at least
+    O(grace_days) ago - servers first, then snapshots, then volumes, then images - concurrently within a kind,
+    waiting for each removal to finish. A resource is re-read just before removal and left alone if its lease
+    changed since the scan. One failure is reported and the others go on.
+  - Never removes an exempt resource, one whose owner was not told, or one whose lease was read as invalid.
+    If more than O(max_remove) resources (or O(max_remove_percent) of those scanned) would go, the run fails
+    before changing anything.
+  - In check mode (C(--check --diff)) it reports exactly what would be written and removed, and changes nothing.
+    So does a run with O(as_of) in the future.
+  - Owner of a resource - the lease's owner override, else the resource's user's e-mail in Keystone, else the
+    project's contact address (O(owner_project_attribute)), else O(owner_fallback). A resource none of them
+    reaches is reported in RV(unowned) and is never removed.
+options:
+  kinds:
+    description: Resource kinds to scan.
+    type: list
+    elements: str
+    choices: [server, snapshot, volume, image]
+    default: [server, snapshot, volume, image]
+  projects:
+    description:
+      - Scan only these projects (ids or names). Empty means every project the credentials can see
+        (all of them for an admin with O(all_projects)).
+    type: list
+    elements: str
+    default: []
+  all_projects:
+    description: List resources of all projects (needs admin). Without it only the authenticated project's are seen.
+    type: bool
+    default: true
+  reap:
+    description: Remove expired resources (otherwise only scan, decide and write leases).
+    type: bool
+    default: false
+  server_action:
+    description:
+      - What removing an expired server means. V(shelve) and V(stop) are softer steps that keep the server
+        and its disks; such a server stays a user of its volumes and image.
+    type: str
+    choices: [delete, shelve, stop]
+    default: delete
+  image_action:
+    description: What removing an expired image means; a deactivated image can be reactivated by an admin.
+    type: str
+    choices: [deactivate, delete]
+    default: deactivate
+  handle_requests:
+    description: Grant or refuse owners' extension requests (C(<prefix>extend)) found on resources.
+    type: bool
+    default: true
+  write_leases:
+    description: Write enrolments, repairs and handled requests. V(false) makes a read-only scan.
+    type: bool
+    default: true
+  max_remove:
+    description: The most resources one run may remove; a run that would remove more removes nothing and fails.
+    type: int
+    default: 50
+  max_remove_percent:
+    description: The largest share (percent) of scanned resources one run may remove, checked like O(max_remove).
+    type: float
+    default: 10
+  workers:
+    description: Removals and lease writes run concurrently, at most this many at once.
+    type: int
+    default: 8
+  wait_timeout:
+    description: Seconds to wait for one removal (or softer step) to finish before reporting it failed.
+    type: int
+    default: 600
+  owner_fallback:
+    description: Address told about resources whose user and project have no e-mail address.
+    type: str
+  owner_project_attribute:
+    description: The Keystone project attribute that holds the project's contact address.
+    type: str
+    default: contact_email
+  audit_log:
+    description:
+      - File (on the host the module runs on) to append one JSON line per lease write and per removal
+        (before and after it). The same records are returned in RV(audit). Not written in check mode.
+    type: path
+extends_documentation_fragment:
+  - osops.lifecycle.lease_policy
+  - openstack.cloud.openstack
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
+seealso:
+  - module: osops.lifecycle.resource_lease
+notes:
+  - The policy maths and key names are described in C(docs/leases.md) in the collection.
+author:
+  - osops.lifecycle contributors (@osops)
+"""
+
+EXAMPLES = r"""
+- name: What expires by Friday (nothing is changed)
+  osops.lifecycle.lease_reap:
+    cloud: admin
+    as_of: "2026-11-27T18:00:00Z"
+  register: friday
+
+- name: Daily scan - enrol, repair, handle extension requests, build the mail digest
+  osops.lifecycle.lease_reap:
+    cloud: admin
+    milestones_days: [14, 7, 1]
+    exempt_projects: [service, admin]
+    owner_fallback: cloud-ops@example.org
+  register: scan
+
+- name: Reap what expired after notice, softly for servers, with an audit trail
+  osops.lifecycle.lease_reap:
+    cloud: admin
+    reap: true
+    server_action: shelve
+    max_remove: 100
+    max_remove_percent: 5
+    audit_log: /var/log/osops/lease-audit.jsonl
+"""
+
+RETURN = r"""
+decisions:
+  description: One entry per resource scanned, in dependency order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: "server, snapshot, volume or image."
+      type: str
+    id:
+      description: "Resource id."
+      type: str
+    name:
+      description: "Resource name."
+      type: str
+    project_id:
+      description: "Owning project."
+      type: str
+    project_name:
+      description: "Its name (if it could be read)."
+      type: str
+    owner:
+      description: "Address the owner is told at; null if nobody could be found."
+      type: str
+    owner_source:
+      description: "Where the address came from (lease owner override, user, project contact, fallback address)."
+      type: str
+    status:
+      description: "active, expiring, expired, exempt, enrolled, invalid or in_use."
+      type: str
+    action:
+      description: "none, write_lease, notify or remove."
+      type: str
+    removal:
+      description: "With action remove - delete, shelve, stop or deactivate."
+      type: str
+    reason:
+      description: "Why, in words."
+      type: str
+    expires:
+      description: "The expiry in force (ISO 8601 UTC)."
+      type: str
+    days_left:
+      description: "Whole days to expiry (negative once past)."
+      type: int
+    milestone_days:
+      description: "With action notify - the milestone whose notice is due."
+      type: int
+    request:
+      description: "An extension request handled this run (requested, granted, reason, expires)."
+      type: dict
+    region:
+      description: "Region of the connection."
+      type: str
+  sample:
+    - {kind: server, id: 2d1c..., name: web-1, project_name: lab-alpha, owner: alice@example.org, owner_source: user,
+       status: expiring, action: notify, milestone_days: 7, expires: "2026-12-01T00:00:00Z", days_left: 7}
+digest:
+  description: One entry per owner address with every resource of theirs whose notice is due now, across kinds and projects.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    owner:
+      description: "Address."
+      type: str
+    milestone_days:
+      description: "The most urgent milestone among the resources."
+      type: int
+    resources:
+      description: "kind, id, name, project, region, expires, days_left, milestone_days of each resource."
+      type: list
+counts:
+  description: C(scanned), and counts C(by_status) and C(by_kind).
+  returned: always
+  type: dict
+requests:
+  description: Owners' extension requests handled (or, in check mode, that would be).
+  returned: always
+  type: list
+  elements: dict
+unowned:
+  description: Decisions that needed an owner and found none (never notified, never removed).
+  returned: always
+  type: list
+  elements: dict
+lease_writes:
+  description: Lease keys written (C(outcome) written, failed or would_write).
+  returned: always
+  type: list
+  elements: dict
+removed:
+  description: One record per removal with its C(outcome) - removed, failed (with C(error)), skipped, gone or would_remove.
+  returned: always
+  type: list
+  elements: dict
+cap:
+  description: Why this run may not remove anything (the cap), or null.
+  returned: always
+  type: str
+audit:
+  description: Every audit record of this run (also appended to O(audit_log)).
+  returned: always
+  type: list
+  elements: dict
+stats:
+  description: C(scanned), C(api_calls), C(seconds), C(user_lookups).
+  returned: always
+  type: dict
+now:
+  description: The time the policy was evaluated at (O(as_of) if given).
+  returned: always
+  type: str
+"""
+
+from ansible_collections.osops.lifecycle.plugins.module_utils._base import LifecycleModule
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit import AuditError
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.decide import ReapOptions
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import (
+    CapExceeded, LeaseRun, RunSettings, diff_lines,
+)
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
+    POLICY_ARGUMENT_SPEC, OptionError, exemptions_from_params, keys_from_params, now_from_params, policy_from_params,
+)
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap import KIND_ORDER
+
+
+class LeaseReapModule(LifecycleModule):
+    argument_spec = dict(
+        POLICY_ARGUMENT_SPEC,
+        kinds=dict(type="list", elements="str", choices=list(KIND_ORDER), default=list(KIND_ORDER)),
+        projects=dict(type="list", elements="str", default=[]),
+        all_projects=dict(type="bool", default=True),
+        reap=dict(type="bool", default=False),
+        server_action=dict(type="str", choices=["delete", "shelve", "stop"], default="delete"),
+        image_action=dict(type="str", choices=["deactivate", "delete"], default="deactivate"),
+        handle_requests=dict(type="bool", default=True),
+        write_leases=dict(type="bool", default=True),
+        max_remove=dict(type="int", default=50),
+        max_remove_percent=dict(type="float", default=10),
+        workers=dict(type="int", default=8),
+        wait_timeout=dict(type="int", default=600),
+        owner_fallback=dict(type="str"),
+        owner_project_attribute=dict(type="str", default="contact_email"),
+        audit_log=dict(type="path"),
+    )
+
+    def settings(self) -> RunSettings:
+        p = self.params
+        now, look_ahead = now_from_params(p)
+        return RunSettings(
+            policy=policy_from_params(p), keys=keys_from_params(p), exemptions=exemptions_from_params(p),
+            now=now, look_ahead=look_ahead, kinds=tuple(k for k in KIND_ORDER if k in p["kinds"]),
+            projects=p["projects"], all_projects=p["all_projects"], reap=p["reap"],
+            options=ReapOptions(p["server_action"], p["image_action"], p["handle_requests"]),
+            write_leases=p["write_leases"], max_remove=p["max_remove"], max_remove_percent=p["max_remove_percent"],
+            workers=p["workers"], timeout=p["wait_timeout"], owner_fallback=p["owner_fallback"],
+            contact_attribute=p["owner_project_attribute"], audit_path=p["audit_log"], check_mode=self.check_mode,
+        )
+
+    def run(self):
+        try:
+            settings = self.settings()
+            result = LeaseRun(self.conn, settings).run()
+        except (OptionError, ValueError, AuditError) as error:
+            self.fail_json(msg=str(error))
+        except CapExceeded as error:
+            self.fail_json(msg=str(error), **error.result)
+        if self.ansible._diff:
+            result["diff"] = {"prepared": diff_lines(result)}
+        return result
+
+
+def main():
+    LeaseReapModule()()
+
+
+if __name__ == "__main__":
+    main()
