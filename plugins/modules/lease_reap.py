@@ -25,6 +25,8 @@ description:
     O(grace_days) ago - servers first, then snapshots, then volumes, then images - concurrently within a kind,
     waiting for each removal to finish. A resource is re-read just before removal and left alone if its lease
     changed since the scan. One failure is reported and the others go on.
+  - Fails (after doing everything else) when a removal or lease write failed; RV(removed) and RV(lease_writes)
+    say which and why. A re-run picks up where it failed.
   - Never removes an exempt resource, one whose owner was not told, or one whose lease was read as invalid.
     If more than O(max_remove) resources (or O(max_remove_percent) of those scanned) would go, the run fails
     before changing anything.
@@ -318,6 +320,11 @@ class LeaseReapModule(LifecycleModule):
             self.fail_json(msg=str(error), **error.result)
         if self.ansible._diff:
             result["diff"] = {"prepared": diff_lines(result)}
+        failed = [r for r in result["removed"] + result["lease_writes"] if r["outcome"] == "failed"]
+        if failed:
+            # the others were carried out; the job must still show red
+            self.fail_json(msg="%d change(s) failed, the rest were made: %s" % (len(failed), "; ".join(
+                "%s %s (%s): %s" % (r["kind"], r["name"], r["id"], r["error"]) for r in failed[:5])), **result)
         return result
 
 

@@ -167,11 +167,14 @@ def render_configs():
     render("rabbitmq.conf", os.path.join(ETC, "rabbitmq", "rabbitmq.conf"))
     with open(os.path.join(ETC, "rabbitmq", "enabled_plugins"), "w") as f:
         f.write("[].\n")
-    # api-paste files come from the virtualenv's etc/
+    # api-paste files come from the virtualenv's etc/, and so does Cinder's
+    # list of filters non-admin users may query by (without it a member's
+    # `volume list --name x` is refused with 400)
     for svc, name in (("glance", "glance-api-paste.ini"),
                       ("nova", "api-paste.ini"),
                       ("neutron", "api-paste.ini"),
-                      ("cinder", "api-paste.ini")):
+                      ("cinder", "api-paste.ini"),
+                      ("cinder", "resource_filters.json")):
         shutil.copy(os.path.join(common.VENV, "etc", svc, name),
                     os.path.join(ETC, svc, name))
     for d in ("glance/images", "glance/staging", "glance/tasks",
@@ -722,6 +725,10 @@ def cmd_start(args):
 
 def cmd_stop(args):
     t = time.time()
+    if getattr(args, "service", None):
+        stopped = procs.stop(args.service, timeout=30)
+        log("stopped %s in %.1fs" % (", ".join(stopped) or "nothing (not running)", time.time() - t))
+        return 0
     # also computes started with another OSOPS_LOCALCLOUD_COMPUTES
     recorded = sorted(f[:-4] for f in os.listdir(common.RUN)
                       if f.endswith(".pid")) if os.path.isdir(common.RUN) \
@@ -821,6 +828,8 @@ def main(argv=None):
     st.add_argument("--strays", action="store_true",
                     help="also end process groups working in the state dir "
                          "that no PID file records (see status)")
+    st.add_argument("--service", action="append", choices=ALL,
+                    help="stop only this service (repeatable); start brings it back")
     s = sub.add_parser("status")
     s.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

@@ -162,8 +162,14 @@ class LeaseRun:
         unowned = [d for d in decisions if not d["owner"] and d["action"] != "none"]
         wrote = any(w["outcome"] == "written" for w in writes)
         changed_by_removal = any(r["outcome"] == "removed" for r in removed)
+        if self.s.look_ahead:
+            changed = False  # a look-ahead predicts; it never changes anything
+        elif self.s.check_mode:
+            changed = bool(writes or removed)  # what the real run would change
+        else:
+            changed = wrote or changed_by_removal
         return {
-            "changed": (wrote or changed_by_removal) if self.changes_allowed else bool(writes or removed),
+            "changed": changed,
             "now": format_time(now),
             "look_ahead": self.s.look_ahead,
             "region": self.region,

@@ -179,8 +179,10 @@ class Images(Adapter):
     kind = "image"
 
     def list(self, all_projects, project_id):
-        # an admin sees every image in the list; a member sees their own, shared and public ones
-        return self.conn.image.images(**({"owner": project_id} if project_id else {}))
+        # an admin sees every image in the list; a member sees their own, shared and public ones.
+        # Glance pages by 25 unless asked; 1000 is its default api_limit_max.
+        filters = {"owner": project_id} if project_id else {}
+        return self.conn.image.images(limit=1000, **filters)
 
     def get(self, name_or_id, all_projects=True):
         return self.conn.image.find_image(name_or_id, ignore_missing=True)
