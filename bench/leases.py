@@ -54,7 +54,7 @@ def make_project(admin, name: str):
 
 def boot(admin, project, count: int, workers: int) -> list[str]:
     """N servers in the project, all ACTIVE; returns their ids."""
-    scoped = admin.connect_as_project(project.id)
+    scoped = admin.connect_as_project({"id": project.id})  # an id string is taken for a name
     image = admin.image.find_image("localcloud-tiny")
     flavor = admin.compute.find_flavor("m1.nano")
     network = admin.network.find_network("localcloud-net")
@@ -97,7 +97,8 @@ def playbook(tasks: list[dict]) -> str:
 def run_playbook(path: str, extra: dict | None = None) -> tuple[float, dict]:
     env = dict(os.environ, OS_CLIENT_CONFIG_FILE=CLOUDS, ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".venv", "collections"))
-    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", path]
+    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", path,
+           "-e", "ansible_python_interpreter=%s" % sys.executable]
     if extra:
         cmd += ["-e", json.dumps(extra)]
     started = time.monotonic()
@@ -112,38 +113,33 @@ def task_result(output: dict, index: int) -> dict:
     return output["plays"][0]["tasks"][index]["hosts"]["localhost"]
 
 
-def reap_module(project, count: int) -> float:
+def reap_module(project, count: int) -> None:
     path = playbook([{"name": "reap", "osops.lifecycle.lease_reap": {
         "cloud": "admin", "reap": True, "kinds": ["server"], "projects": [project.id],
         "max_remove": count, "max_remove_percent": 100}, "register": "reaped"}])
-    seconds, output = run_playbook(path)
+    _seconds, output = run_playbook(path)
     removed = task_result(output, 0)["removed"]
     bad = [r for r in removed if r["outcome"] != "removed"]
     if len(removed) != count or bad:
         raise SystemExit("module removed %d of %d: %s" % (len(removed) - len(bad), count, bad[:3]))
-    return seconds
 
 
-def reap_loop(project, count: int) -> float:
+def reap_loop(project, count: int) -> None:
     path = playbook([
         {"name": "list", "register": "found", "openstack.cloud.server_info": {
             "cloud": "admin", "all_projects": True, "filters": {"project_id": project.id}}},
         {"name": "delete", "openstack.cloud.server": {"cloud": "admin", "name": "{{ item.id }}", "state": "absent"},
          "loop": "{{ found.servers }}", "loop_control": {"label": "{{ item.name }}"}},
     ])
-    seconds, _output = run_playbook(path)
-    return seconds
+    run_playbook(path)
 
 
-def reap_cleanup(project, count: int) -> float:
+def reap_cleanup(project, count: int) -> None:
     env = dict(os.environ, OS_CLIENT_CONFIG_FILE=CLOUDS, OS_CLOUD="admin")
-    started = time.monotonic()
     proc = subprocess.run([OPENSTACK_CLI, "project", "cleanup", "--project", project.id, "--auto-approve"],
                           env=env, capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - started
     if proc.returncode != 0:
         raise SystemExit("project cleanup failed:\n%s" % proc.stderr[-2000:])
-    return seconds
 
 
 def remaining(admin, project) -> int:
@@ -164,10 +160,16 @@ def part_reap(admin, args) -> dict:
             if name == "module":
                 expire_and_notify(admin, ids, args.workers)
             log("%s: reaping" % name)
-            seconds = reap(project, args.servers)
+            started = time.monotonic()
+            reap(project, args.servers)
+            returned = time.monotonic() - started
+            # done means gone: a contender that returns before Nova has finished is timed until it has
+            while remaining(admin, project) and time.monotonic() - started < 600:
+                time.sleep(0.5)
+            seconds = time.monotonic() - started
             left = remaining(admin, project)
             results[name] = seconds
-            log("%s: %.1f s, %d servers left" % (name, seconds, left))
+            log("%s: returned after %.1f s, all gone after %.1f s, %d left" % (name, returned, seconds, left))
             if left:
                 raise SystemExit("%s left %d servers" % (name, left))
         finally:
@@ -211,9 +213,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8, help="parallel API calls when building the input")
     parser.add_argument("--skip", action="append", default=[], choices=["module", "loop", "cleanup", "scan"])
     args = parser.parse_args()
-    admin = openstack.connect(cloud="admin", config_files=[CLOUDS]) if os.path.exists(CLOUDS) else None
-    if admin is None:
+    if not os.path.exists(CLOUDS):
         raise SystemExit("no local cloud: run hack/localcloud/start first")
+    os.environ["OS_CLIENT_CONFIG_FILE"] = CLOUDS
+    admin = openstack.connect(cloud="admin")
     print("baseline: openstack.cloud.server_info + openstack.cloud.server state=absent in a loop; "
           "and `openstack project cleanup`")
     reap = part_reap(admin, args)
