@@ -159,7 +159,7 @@ class LeaseRun:
         digest = owner_digest([(o.owner.email, o.digest_item(self.region, now)) for o in notify])
         requests = [dict(kind=o.record["kind"], id=o.record["id"], name=o.record.get("name"), owner=o.owner.email,
                          **o.request.as_dict()) for o in outcomes if o.request]
-        unowned = [d for d in decisions if not d["owner"] and d["action"] != "none"]
+        unowned = [d for d in decisions if not d["owner"] and d["action"] == "notify"]
         wrote = any(w["outcome"] == "written" for w in writes)
         changed_by_removal = any(r["outcome"] == "removed" for r in removed)
         if self.s.look_ahead:
