@@ -15,6 +15,7 @@ custom properties on a single-store Glance and is refused (409, read-only
 
 from __future__ import annotations
 
+import threading
 import time
 
 from .decide import DONE_STATUSES, PAST
@@ -64,8 +65,17 @@ class Adapter:
         resource = self.get(name_or_id, all_projects)
         return None if resource is None else self.to_record(resource)
 
-    def remove(self, resource_id: str, verb: str, timeout: float) -> str:
-        """Carry out ``verb`` on the resource and wait until it is done; returns what happened."""
+    def ids(self, project_id: str | None) -> set[str]:
+        """Ids of the resources that exist (one light listing), for waiting on deletions."""
+        raise NotImplementedError
+
+    def remove(self, record: dict, verb: str, timeout: float, gone) -> str:
+        """Carry out ``verb`` on the resource and wait until it is done; returns what happened.
+
+        ``gone(record)`` says whether a deleted resource has disappeared (a shared
+        ``Presence``, so waiting workers cost one listing per interval, not one
+        call each).
+        """
         raise NotImplementedError
 
     def record(self, resource, project_id, user_id, metadata, **extra) -> dict:
@@ -111,6 +121,11 @@ class MetadataAdapter(Adapter):
         proxy = getattr(self.conn, self.service)
         return getattr(proxy, self.finder)(name_or_id, ignore_missing=True, all_projects=all_projects)
 
+    def ids(self, project_id):
+        filters = {"project_id": project_id} if project_id else {}
+        proxy = getattr(self.conn, self.service)
+        return {item.id for item in getattr(proxy, self.lister)(details=False, all_projects=bool(project_id), **filters)}
+
     def apply(self, resource_id, values, remove):
         proxy = getattr(self.conn, self.service)
         if values:
@@ -119,25 +134,42 @@ class MetadataAdapter(Adapter):
             getattr(proxy, self.delete_metadata)(resource_id, list(remove))
 
 
-def wait_until(fetch, done, timeout: float, what: str, interval: float = 1.0):
-    """Poll ``fetch()`` until ``done(result)``; a fetch raising NotFound counts as gone (None)."""
-    from openstack import exceptions
-
+def wait_for(done, timeout: float, what: str, interval: float = 1.0) -> None:
+    """Poll ``done()`` until it is true; TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            current = fetch()
-        except exceptions.NotFoundException:
-            current = None
-        if done(current):
-            return current
+    while not done():
         if time.monotonic() >= deadline:
-            raise TimeoutError("%s: not done after %gs (status %s)" % (what, timeout, getattr(current, "status", "?")))
+            raise TimeoutError("%s: not done after %gs" % (what, timeout))
         time.sleep(interval)
 
 
-def _gone(resource) -> bool:
-    return resource is None
+def status_of(fetch) -> str | None:
+    """The resource's status, or None once it is gone."""
+    from openstack import exceptions
+
+    try:
+        return fetch().status
+    except exceptions.NotFoundException:
+        return None
+
+
+class Presence:
+    """Which resources of one kind still exist: one light listing per project per interval, shared by workers."""
+
+    def __init__(self, adapter: "Adapter", interval: float = 1.0):
+        self.adapter = adapter
+        self.interval = interval
+        self._seen: dict = {}
+        self._lock = threading.Lock()
+
+    def gone(self, record: dict) -> bool:
+        project = record.get("project_id")
+        with self._lock:
+            listed_at, ids = self._seen.get(project, (None, set()))
+            if listed_at is None or time.monotonic() - listed_at >= self.interval:
+                ids = self.adapter.ids(project)
+                self._seen[project] = (time.monotonic(), ids)
+        return record["id"] not in ids
 
 
 class Servers(MetadataAdapter):
@@ -152,26 +184,26 @@ class Servers(MetadataAdapter):
             volume_ids=[attachment.get("id") for attachment in resource.attached_volumes or []],
         )
 
-    def remove(self, resource_id, verb, timeout):
-        compute = self.conn.compute
-
-        def fetch():
-            return compute.get_server(resource_id)
-
+    def remove(self, record, verb, timeout, gone):
+        compute, server_id = self.conn.compute, record["id"]
         if verb == "delete":
-            compute.delete_server(resource_id)
-            wait_until(fetch, _gone, timeout, "deleting server %s" % resource_id)
+            compute.delete_server(server_id)
+            wait_for(lambda: gone(record), timeout, "deleting server %s" % server_id)
             return PAST[verb]
         done = DONE_STATUSES[verb]
         if verb == "shelve":
-            compute.shelve_server(resource_id)
+            compute.shelve_server(server_id)
         else:
-            compute.stop_server(resource_id)
-        wait_until(fetch, lambda s: s is not None and (s.status in done or s.status == "ERROR"), timeout,
-                   "%s server %s" % (verb, resource_id))
-        status = fetch().status
-        if status not in done:
-            raise RuntimeError("server %s is %s after %s" % (resource_id, status, verb))
+            compute.stop_server(server_id)
+        statuses = []
+
+        def settled():
+            statuses.append(status_of(lambda: compute.get_server(server_id)))
+            return statuses[-1] in done + ("ERROR", None)
+
+        wait_for(settled, timeout, "%s server %s" % (verb, server_id))
+        if statuses[-1] not in done:
+            raise RuntimeError("server %s is %s after %s" % (server_id, statuses[-1] or "gone", verb))
         return PAST[verb]
 
 
@@ -193,12 +225,17 @@ class Images(Adapter):
         return self.record(resource, resource.owner_id, properties.get("user_id"), properties,
                            visibility=resource.visibility, size=resource.size, protected=bool(resource.is_protected))
 
-    def remove(self, resource_id, verb, timeout):
+    def ids(self, project_id):
+        filters = {"owner": project_id} if project_id else {}
+        return {image.id for image in self.conn.image.images(limit=1000, **filters)}
+
+    def remove(self, record, verb, timeout, gone):
+        # Glance deletes and deactivates synchronously
         if verb == "deactivate":
-            self.conn.image.deactivate_image(resource_id)
-            return "deactivated"
-        self.conn.image.delete_image(resource_id, ignore_missing=False)
-        return "deleted"
+            self.conn.image.deactivate_image(record["id"])
+        else:
+            self.conn.image.delete_image(record["id"], ignore_missing=False)
+        return PAST[verb]
 
     def apply(self, resource_id, values, remove):
         clash = [key for key in list(values) + list(remove) if key in IMAGE_CORE]
@@ -223,18 +260,15 @@ class Volumes(MetadataAdapter):
         return self.record(resource, resource.project_id, resource.user_id, resource.metadata,
                            attached_to=[attachment.get("server_id") for attachment in resource.attachments or []])
 
-    def remove(self, resource_id, verb, timeout):
-        storage = self.conn.block_storage
-
-        def fetch():
-            return storage.get_volume(resource_id)
-
-        # servers deleted in this run detach their volumes asynchronously
-        wait_until(fetch, lambda v: v is None or v.status not in self.SETTLING, timeout,
-                   "waiting for volume %s to be detached" % resource_id)
-        storage.delete_volume(resource_id, ignore_missing=False)
-        wait_until(fetch, _gone, timeout, "deleting volume %s" % resource_id)
-        return "deleted"
+    def remove(self, record, verb, timeout, gone):
+        storage, volume_id = self.conn.block_storage, record["id"]
+        if record.get("attached_to"):
+            # servers deleted in this run detach their volumes asynchronously
+            wait_for(lambda: status_of(lambda: storage.get_volume(volume_id)) not in self.SETTLING, timeout,
+                     "waiting for volume %s to be detached" % volume_id)
+        storage.delete_volume(volume_id, ignore_missing=False)
+        wait_for(lambda: gone(record), timeout, "deleting volume %s" % volume_id)
+        return PAST[verb]
 
 
 class Snapshots(MetadataAdapter):
@@ -246,11 +280,10 @@ class Snapshots(MetadataAdapter):
         return self.record(resource, resource.project_id, getattr(resource, "user_id", None), resource.metadata,
                            volume_id=resource.volume_id)
 
-    def remove(self, resource_id, verb, timeout):
-        storage = self.conn.block_storage
-        storage.delete_snapshot(resource_id, ignore_missing=False)
-        wait_until(lambda: storage.get_snapshot(resource_id), _gone, timeout, "deleting snapshot %s" % resource_id)
-        return "deleted"
+    def remove(self, record, verb, timeout, gone):
+        self.conn.block_storage.delete_snapshot(record["id"], ignore_missing=False)
+        wait_for(lambda: gone(record), timeout, "deleting snapshot %s" % record["id"])
+        return PAST[verb]
 
 
 ADAPTERS = {adapter.kind: adapter for adapter in (Servers, Images, Volumes, Snapshots)}

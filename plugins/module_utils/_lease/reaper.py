@@ -4,10 +4,12 @@
 
 """Carrying out removals: kind by kind in dependency order, concurrently within a kind.
 
-Each removal re-reads its resource first and goes ahead only if the lease is
-the one the decision was made on (an owner may extend between scan and
-removal), is written to the audit log before and after, and waits until the
-cloud has finished. One failure never stops the others; resources that depend
+Each kind is listed again just before its removals start, and a resource goes
+only if its lease is still the one the decision was made on (an owner may
+extend between scan and removal). Each removal is written to the audit log
+before and after, and waits until the cloud has finished; waiting workers share
+one light listing per project per second instead of polling one by one, so the
+cloud spends its time deleting, not answering. One failure never stops the others; resources that depend
 on a failed one (a volume whose snapshot could not go) are skipped with the
 reason.
 """
@@ -21,6 +23,7 @@ from .._errors import describe_sdk_error
 from .audit import AuditLog
 from .decide import Outcome
 from .keys import LeaseKeys, format_time
+from .kinds import Presence
 from .reap import KIND_ORDER, Key
 
 REMOVED = "removed"
@@ -65,29 +68,46 @@ class Reaper:
             if not batch:
                 continue
             blocked = frozenset(not_removed)  # only earlier kinds block; fixed while the batch runs
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(batch))) as pool:
-                batch_results = list(pool.map(lambda o: self._remove(o, blocked), batch))
+            adapter = self.adapters[kind]
+            try:
+                current = self._relist(adapter, batch)
+            except Exception as error:  # pylint: disable=broad-except
+                batch_results = [self.audit.write("remove", outcome=FAILED, error="listing %ss again: %s" % (
+                    kind, describe_sdk_error(error)), **self._fields(o)) for o in batch]
+            else:
+                presence = Presence(adapter)
+                with ThreadPoolExecutor(max_workers=min(self.workers, len(batch))) as pool:
+                    batch_results = list(pool.map(lambda o: self._remove(o, blocked, current, presence), batch))
             for result in batch_results:
                 if result["outcome"] not in (REMOVED, GONE) or result["action"] != "delete":
                     not_removed.add(Key(result["kind"], result["id"]))
             results.extend(batch_results)
         return results
 
-    def _remove(self, outcome: Outcome, not_removed: frozenset[Key]) -> dict:
+    @staticmethod
+    def _relist(adapter, batch: list[Outcome]) -> dict:
+        """The batch's resources as they are now: one listing per project, not one read each."""
+        current = {}
+        for project_id in sorted({o.record.get("project_id") or "" for o in batch}):
+            for record in adapter.records(True, project_id or None):
+                current[record["id"]] = record
+        return current
+
+    def _remove(self, outcome: Outcome, not_removed: frozenset[Key], current: dict, presence: Presence) -> dict:
         fields = self._fields(outcome)
         blocking = sorted(outcome.users & not_removed)
         if blocking:
             return self.audit.write("remove", outcome=SKIPPED, error="%s was not removed" % blocking[0], **fields)
         adapter = self.adapters[outcome.record["kind"]]
+        now = current.get(outcome.record["id"])
+        if now is None:
+            return self.audit.write("remove", outcome=GONE, error="already gone", **fields)
+        if lease_values(now["metadata"], self.keys) != lease_values(outcome.record["metadata"], self.keys):
+            return self.audit.write("remove", outcome=SKIPPED, error="lease changed since the scan", **fields)
         started = time.monotonic()
+        self.audit.write("remove", outcome="started", **fields)
         try:
-            current = adapter.find(outcome.record["id"])
-            if current is None:
-                return self.audit.write("remove", outcome=GONE, error="already gone", **fields)
-            if lease_values(current["metadata"], self.keys) != lease_values(outcome.record["metadata"], self.keys):
-                return self.audit.write("remove", outcome=SKIPPED, error="lease changed since the scan", **fields)
-            self.audit.write("remove", outcome="started", **fields)
-            done = adapter.remove(outcome.record["id"], outcome.verb, self.timeout)
+            done = adapter.remove(now, outcome.verb, self.timeout, presence.gone)
         except Exception as error:  # pylint: disable=broad-except
             # one resource's failure (in use, has dependents, API error, timeout) never stops the others
             return self.audit.write("remove", outcome=FAILED, error=describe_sdk_error(error),
