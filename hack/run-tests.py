@@ -233,16 +233,18 @@ def step_integration(tally: Tally, args) -> None:
         if down:
             tally.add("integration", "%s (%s did not start)" % (target, ", ".join(down)), False)
             continue
-        rc = run(
-            ["ansible-test", "integration", "--local", "--color", "no", "--python", PYTHON_VERSION, target],
-            cwd=tree, env=env,
-        ).returncode
-        tally.add("integration", target, rc == 0)
+        tally.add("integration", target, run_target(target, tree, env))
     run_on_multistore_glance(tally, targets, tree, env, up, started)
     # Leave the machine as we found it, unless asked to keep services for the next run.
     if not os.environ.get("OSOPS_KEEP_SERVICES"):
         for service in reversed(started):
             run(service.stop)
+
+
+def run_target(target: str, tree: str, env: dict) -> bool:
+    """One integration target through ansible-test; did it pass?"""
+    cmd = ["ansible-test", "integration", "--local", "--color", "no", "--python", PYTHON_VERSION, target]
+    return run(cmd, cwd=tree, env=env).returncode == 0
 
 
 MULTISTORE = "glance_multistore"
@@ -266,11 +268,7 @@ def run_on_multistore_glance(tally: Tally, targets: list[str], tree: str, env: d
             tally.add("integration", "%s (multi-store Glance did not start)" % target, False)
         return
     for target in again:
-        rc = run(
-            ["ansible-test", "integration", "--local", "--color", "no", "--python", PYTHON_VERSION, target],
-            cwd=tree, env=multi,
-        ).returncode
-        tally.add("integration", "%s (multi-store Glance)" % target, rc == 0)
+        tally.add("integration", "%s (multi-store Glance)" % target, run_target(target, tree, multi))
     if cloud not in started:
         # someone else's cloud: give it back in the default layout
         run(cloud.stop)

@@ -83,8 +83,7 @@ class Outcome:
     def as_dict(self, now: datetime) -> dict:
         record, decision, owner = self.record, self.decision, self.owner
         return {
-            "kind": record["kind"], "id": record["id"], "name": record.get("name"),
-            "project_id": record.get("project_id"), "project_name": record.get("project_name"),
+            **identity(record),
             "user_id": record.get("user_id"), "user_name": record.get("user_name"),
             "owner": owner.email, "owner_source": owner.source, "owner_note": owner.note,
             "status": decision.status, "action": decision.action, "removal": self.verb, "reason": decision.reason,
@@ -100,6 +99,12 @@ class Outcome:
         return DigestItem(record["kind"], record["id"], record.get("name") or "", record.get("project_name")
                           or record.get("project_id") or "", region, format_time(self.decision.expires),
                           self.days_left(now), self.decision.milestone_days)
+
+
+def identity(record: dict) -> dict:
+    """The fields that name a resource in results and audit records."""
+    return {"kind": record["kind"], "id": record["id"], "name": record.get("name"),
+            "project_id": record.get("project_id"), "project_name": record.get("project_name")}
 
 
 def days_left(expires: datetime | None, now: datetime) -> int | None:
@@ -210,5 +215,6 @@ def counts(outcomes: list[Outcome]) -> dict:
     for outcome in outcomes:
         status, kind = outcome.decision.status, outcome.record["kind"]
         by_status[status] = by_status.get(status, 0) + 1
-        by_kind.setdefault(kind, {})[status] = by_kind.setdefault(kind, {}).get(status, 0) + 1
+        of_kind = by_kind.setdefault(kind, {})
+        of_kind[status] = of_kind.get(status, 0) + 1
     return {"scanned": len(outcomes), "by_status": by_status, "by_kind": by_kind}

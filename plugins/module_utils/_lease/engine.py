@@ -18,7 +18,7 @@ from datetime import datetime
 
 from .._errors import describe_sdk_error
 from .audit import AuditLog
-from .decide import Outcome, ReapOptions, counts, created_time, decide_scan, to_notify
+from .decide import Outcome, ReapOptions, counts, created_time, decide_scan, identity, to_notify
 from .edit import EditRequest, lease_view, plan_edit
 from .exempt import CompiledExemptions
 from .keys import LeaseKeys, format_time, read_lease
@@ -111,17 +111,9 @@ class LeaseRun:
 
         def write_one(outcome: Outcome) -> dict:
             record = outcome.record
-            fields = {"kind": record["kind"], "id": record["id"], "name": record.get("name"),
-                      "project_id": record.get("project_id"), "status": outcome.decision.status,
-                      "set": dict(outcome.set_values), "remove": list(outcome.remove_keys)}
-            if not self.changes_allowed:
-                return audit.write("lease", outcome="would_write", **fields)
-            try:
-                self.adapters[record["kind"]].write(record["id"], record["metadata"], outcome.set_values,
-                                                    outcome.remove_keys)
-            except Exception as error:  # pylint: disable=broad-except
-                return audit.write("lease", outcome="failed", error=describe_sdk_error(error), **fields)
-            return audit.write("lease", outcome="written", **fields)
+            values, remove = effective_change(record["metadata"], outcome.set_values, outcome.remove_keys)
+            return write_lease_keys(self.adapters[record["kind"]], record, values, remove, audit,
+                                    self.changes_allowed, status=outcome.decision.status)
 
         if not pending:
             return []
@@ -189,6 +181,19 @@ class LeaseRun:
         }
 
 
+def write_lease_keys(adapter, record: dict, values: dict, remove: tuple, audit: AuditLog, allowed: bool,
+                     **fields) -> dict:
+    """Write an effective lease change (see ``effective_change``), or say it would be written; audit either way."""
+    fields = dict(identity(record), set=dict(values), remove=list(remove), **fields)
+    if not allowed:
+        return audit.write("lease", outcome="would_write", **fields)
+    try:
+        adapter.apply(record["id"], values, remove)
+    except Exception as error:  # pylint: disable=broad-except
+        return audit.write("lease", outcome="failed", error=describe_sdk_error(error), **fields)
+    return audit.write("lease", outcome="written", **fields)
+
+
 def diff_lines(result: dict) -> str:
     """A readable diff for ``--diff``: leases written and resources removed."""
     lines = []
@@ -216,15 +221,13 @@ class LeaseEditor:
         self.all_projects = all_projects
         self.audit = AuditLog(audit_path, check_mode=not self.changes_allowed)
 
-    def find(self, target: dict) -> dict | None:
-        return adapter_for(target["kind"], self.conn).find(target.get("id") or target["name"], self.all_projects)
-
     def edit(self, target: dict, request: EditRequest) -> dict:
         """One resource: read, plan, write; the result says what happened (never raises for the cloud's errors)."""
         name_or_id = target.get("id") or target.get("name")
         result = {"kind": target["kind"], "id": target.get("id"), "name": target.get("name"), "changed": False}
+        adapter = adapter_for(target["kind"], self.conn)
         try:
-            record = self.find(target)
+            record = adapter.find(name_or_id, self.all_projects)
         except Exception as error:  # pylint: disable=broad-except
             return dict(result, outcome="failed", reason=describe_sdk_error(error))
         if record is None:
@@ -239,18 +242,8 @@ class LeaseEditor:
                       after=lease_view(read_lease(metadata, self.keys), self.now))
         if not (changes or removes):
             return result
-        result["changed"] = True
-        fields = {"kind": record["kind"], "id": record["id"], "name": record["name"],
-                  "project_id": record["project_id"], "state": request.state, "set": changes, "remove": list(removes),
-                  "reason": change.reason}
-        if not self.changes_allowed:
-            self.audit.write("lease", outcome="would_write", **fields)
-            return result
-        try:
-            adapter_for(record["kind"], self.conn).write(record["id"], record["metadata"], change.set_values,
-                                                         change.remove_keys)
-        except Exception as error:  # pylint: disable=broad-except
-            self.audit.write("lease", outcome="failed", error=describe_sdk_error(error), **fields)
-            return dict(result, changed=False, outcome="failed", reason=describe_sdk_error(error))
-        self.audit.write("lease", outcome="written", **fields)
-        return result
+        written = write_lease_keys(adapter, record, changes, removes, self.audit, self.changes_allowed,
+                                   state=request.state, reason=change.reason)
+        if written["outcome"] == "failed":
+            return dict(result, outcome="failed", reason=written["error"])
+        return dict(result, changed=True)

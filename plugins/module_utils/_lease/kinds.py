@@ -5,8 +5,8 @@
 """Cloud adapters: one per resource kind, the same small interface.
 
 ``records()`` lists resources as plain dicts (paginated list calls, never one
-call per resource); ``find()`` reads one by id or name; ``write()`` sets and
-removes metadata keys, touching only the keys given; ``remove()`` carries out
+call per resource); ``find()`` reads one by id or name; ``apply()`` sets and
+removes metadata keys (an ``effective_change``), touching only the keys given; ``remove()`` carries out
 a removal (delete, or a kind's softer step) and waits until it is done. Images are written with a JSON patch of exactly those keys:
 openstacksdk's ``update_image`` patches the whole image, which drops other
 custom properties on a single-store Glance and is refused (409, read-only
@@ -30,7 +30,11 @@ IMAGE_CORE = frozenset((
 
 
 def effective_change(current: dict, values: dict, remove) -> tuple[dict, tuple]:
-    """What really changes: values that differ, keys that are there and not being set."""
+    """What really changes: values that differ, keys that are there and not being set.
+
+    Removing a key that is not there is dropped here, because Nova and Cinder
+    answer 404 to it.
+    """
     values = {key: str(value) for key, value in values.items() if current.get(key) != str(value)}
     remove = tuple(sorted(key for key in remove if key in current and key not in values))
     return values, remove
@@ -66,8 +70,8 @@ class Adapter:
         return None if resource is None else self.to_record(resource)
 
     def ids(self, project_id: str | None) -> set[str]:
-        """Ids of the resources that exist (one light listing), for waiting on deletions."""
-        raise NotImplementedError
+        """Ids of the resources that exist (one listing), for waiting on deletions."""
+        return {resource.id for resource in self.list(bool(project_id), project_id)}
 
     def remove(self, record: dict, verb: str, timeout: float, gone) -> str:
         """Carry out ``verb`` on the resource and wait until it is done; returns what happened.
@@ -88,17 +92,8 @@ class Adapter:
         record.update(extra)
         return record
 
-    def write(self, resource_id: str, current: dict, values: dict, remove: tuple = ()) -> None:
-        """Set ``values`` and remove ``remove`` on a resource whose metadata is ``current``.
-
-        Keys not named are never touched; removing a key that is not there is a
-        no-op here (Nova and Cinder answer 404 to it).
-        """
-        values, remove = effective_change(current, values, remove)
-        if values or remove:
-            self.apply(resource_id, values, remove)
-
     def apply(self, resource_id: str, values: dict, remove: tuple) -> None:
+        """Set ``values`` and remove ``remove`` (an ``effective_change``); keys not named are never touched."""
         raise NotImplementedError
 
 
@@ -111,20 +106,19 @@ class MetadataAdapter(Adapter):
     lister = ""
     finder = ""
 
-    def list(self, all_projects, project_id):
+    def list(self, all_projects, project_id, details=True):
         # another project's resources are listed as admin, with all_projects and a filter
         filters = {"project_id": project_id} if project_id else {}
         proxy = getattr(self.conn, self.service)
-        return getattr(proxy, self.lister)(details=True, all_projects=all_projects or bool(project_id), **filters)
+        return getattr(proxy, self.lister)(details=details, all_projects=all_projects or bool(project_id), **filters)
 
     def get(self, name_or_id, all_projects=True):
         proxy = getattr(self.conn, self.service)
         return getattr(proxy, self.finder)(name_or_id, ignore_missing=True, all_projects=all_projects)
 
     def ids(self, project_id):
-        filters = {"project_id": project_id} if project_id else {}
-        proxy = getattr(self.conn, self.service)
-        return {item.id for item in getattr(proxy, self.lister)(details=False, all_projects=bool(project_id), **filters)}
+        # ids only: the light listing, without details
+        return {item.id for item in self.list(bool(project_id), project_id, details=False)}
 
     def apply(self, resource_id, values, remove):
         proxy = getattr(self.conn, self.service)
@@ -224,10 +218,6 @@ class Images(Adapter):
         # images made by Nova snapshots name their user; others have only a project
         return self.record(resource, resource.owner_id, properties.get("user_id"), properties,
                            visibility=resource.visibility, size=resource.size, protected=bool(resource.is_protected))
-
-    def ids(self, project_id):
-        filters = {"owner": project_id} if project_id else {}
-        return {image.id for image in self.conn.image.images(limit=1000, **filters)}
 
     def remove(self, record, verb, timeout, gone):
         # Glance deletes and deactivates synchronously

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .._errors import describe_sdk_error
 from .audit import AuditLog
-from .decide import Outcome
+from .decide import Outcome, identity
 from .keys import LeaseKeys, format_time
 from .kinds import Presence
 from .reap import KIND_ORDER, Key
@@ -48,10 +48,7 @@ class Reaper:
         self.timeout = timeout
 
     def _fields(self, outcome: Outcome) -> dict:
-        record = outcome.record
-        return {"kind": record["kind"], "id": record["id"], "name": record.get("name"),
-                "project_id": record.get("project_id"), "project_name": record.get("project_name"),
-                "owner": outcome.owner.email, "action": outcome.verb,
+        return {**identity(outcome.record), "owner": outcome.owner.email, "action": outcome.verb,
                 "expires": format_time(outcome.decision.expires) if outcome.decision.expires else None,
                 "reason": outcome.decision.reason}
 

@@ -19,7 +19,7 @@ author: osops.lifecycle contributors
 """
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._base import LifecycleModule
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kinds import adapter_for
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kinds import adapter_for, effective_change
 
 
 class LeaseWriteProbe(LifecycleModule):
@@ -29,14 +29,15 @@ class LeaseWriteProbe(LifecycleModule):
     )
 
     def record(self, adapter):
-        return next((r for r in adapter.records() if r["id"] == self.params["id"]), None)
+        return adapter.find(self.params["id"])
 
     def run(self):
         adapter = adapter_for(self.params["kind"], self.conn)
         before = self.record(adapter)
         if before is None:
             self.fail_json(msg="no %s %s" % (self.params["kind"], self.params["id"]))
-        adapter.write(self.params["id"], before["metadata"], self.params["values"], tuple(self.params["remove"]))
+        values, remove = effective_change(before["metadata"], self.params["values"], tuple(self.params["remove"]))
+        adapter.apply(self.params["id"], values, remove)
         return dict(changed=True, before=before["metadata"], after=self.record(adapter)["metadata"])
 
 
