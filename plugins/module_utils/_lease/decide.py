@@ -94,11 +94,12 @@ class Outcome:
             "writes": {"set": dict(self.set_values), "remove": list(self.remove_keys)} if self.writes else None,
         }
 
-    def digest_item(self, region: str, now: datetime) -> DigestItem:
+    def digest_item(self, region: str, now: datetime, keys: LeaseKeys) -> DigestItem:
         record = self.record
         return DigestItem(record["kind"], record["id"], record.get("name") or "", record.get("project_name")
                           or record.get("project_id") or "", region, format_time(self.decision.expires),
-                          self.days_left(now), self.decision.milestone_days)
+                          self.days_left(now), self.decision.milestone_days,
+                          keys.extend_command(record["kind"], record["id"]))
 
 
 def identity(record: dict) -> dict:

@@ -148,7 +148,7 @@ class LeaseRun:
         for decision in decisions:
             decision["region"] = self.region
         notify = to_notify(outcomes)
-        digest = owner_digest([(o.owner.email, o.digest_item(self.region, now)) for o in notify])
+        digest = owner_digest([(o.owner.email, o.digest_item(self.region, now, self.s.keys)) for o in notify])
         requests = [dict(kind=o.record["kind"], id=o.record["id"], name=o.record.get("name"), owner=o.owner.email,
                          **o.request.as_dict()) for o in outcomes if o.request]
         unowned = [d for d in decisions if not d["owner"] and d["action"] == "notify"]

@@ -64,6 +64,10 @@ def parse_time(text: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+# The openstack CLI's name for each kind, for the commands owners are told to run.
+CLI_NOUNS = {"server": "server", "image": "image", "volume": "volume", "snapshot": "volume snapshot"}
+
+
 @dataclass(frozen=True)
 class LeaseKeys:
     """The metadata keys of a lease, for one prefix."""
@@ -96,6 +100,10 @@ class LeaseKeys:
 
     def all(self) -> tuple[str, ...]:
         return (self.expires, self.notice, self.extensions, self.owner, self.extend_request)
+
+    def extend_command(self, kind: str, resource_id: str, days: int | str = "DAYS") -> str:
+        """The command an owner runs to ask for an extension (granted by the next scan, within the caps)."""
+        return "openstack %s set --property %s=%s %s" % (CLI_NOUNS[kind], self.extend_request, days, resource_id)
 
 
 @dataclass(frozen=True)

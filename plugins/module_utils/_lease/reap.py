@@ -13,6 +13,7 @@ whose users all go in the same run may go too; otherwise it is ``in_use``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 KIND_ORDER = ("server", "snapshot", "volume", "image")
 
@@ -69,19 +70,33 @@ class DigestItem:
     expires: str
     days_left: int
     milestone_days: int
+    extend_command: str
 
 
 def owner_digest(items: list[tuple[str, DigestItem]]) -> list[dict]:
     """One entry per owner address with everything of theirs to notify, across kinds, projects and regions."""
-    by_owner: dict[str, list[DigestItem]] = {}
+    return group_by_owner((email, dict(item.__dict__)) for email, item in items)
+
+
+def group_by_owner(items: Iterable[tuple[str, dict]]) -> list[dict]:
+    """Resources (dicts) grouped per owner address, owners sorted, each owner's soonest first.
+
+    ``milestone_days`` of an entry is the nearest milestone among its resources
+    (None when the resources carry none, as removal notices do).
+    """
+    by_owner: dict[str, list[dict]] = {}
     for email, item in items:
         by_owner.setdefault(email.strip().lower(), []).append(item)
-    digest = []
+    grouped = []
     for email in sorted(by_owner):
-        resources = sorted(by_owner[email], key=lambda i: (i.days_left, kind_rank(i.kind), i.project, i.name, i.id))
-        digest.append({
-            "owner": email,
-            "milestone_days": min(i.milestone_days for i in resources),
-            "resources": [i.__dict__ for i in resources],
-        })
-    return digest
+        resources = sorted(by_owner[email], key=_owner_order)
+        milestones = [r["milestone_days"] for r in resources if r.get("milestone_days") is not None]
+        grouped.append({"owner": email, "milestone_days": min(milestones) if milestones else None,
+                        "resources": resources})
+    return grouped
+
+
+def _owner_order(resource: dict) -> tuple:
+    days_left = resource.get("days_left")
+    return (days_left if days_left is not None else 0, kind_rank(resource["kind"]), resource.get("project") or "",
+            resource.get("name") or "", resource["id"], resource.get("host") or "")

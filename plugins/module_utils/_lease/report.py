@@ -1,0 +1,191 @@
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What the lifecycle roles make of ``lease_reap`` results from many clouds (pure).
+
+The cycle runs ``lease_reap`` once per inventory host (a cloud or a region) and
+then works on all of them at once: one mail per owner across every host, the
+notices to record on each host for the mails that went out, the removal
+notices, and the operators' report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Iterable, Mapping
+
+from .keys import LeaseValueError, format_time, parse_time
+from .reap import KIND_ORDER, group_by_owner
+
+# Decision statuses in the order the report shows them.
+STATUSES = ("expired", "expiring", "enrolled", "active", "in_use", "exempt", "invalid")
+# Fields of a digest resource that resource_lease state=notified reads.
+NOTICE_FIELDS = ("kind", "id", "name", "milestone_days", "expires")
+
+
+def usable(results: Mapping[str, Mapping | None]) -> tuple[list[tuple[str, Mapping]], list[dict]]:
+    """Split host -> lease_reap result into hosts with a scan and hosts without one (failed, unreachable)."""
+    good, bad = [], []
+    for host in sorted(results):
+        result = results[host]
+        if isinstance(result, Mapping) and "decisions" in result:
+            good.append((host, result))
+        else:
+            reason = (result or {}).get("msg") if isinstance(result, Mapping) else None
+            bad.append({"host": host, "reason": reason or "no lease_reap result from this host"})
+    return good, bad
+
+
+def owner_digest(results: Mapping[str, Mapping | None]) -> dict:
+    """One entry per owner across every host, each resource tagged with its host; plus what cannot be mailed."""
+    good, bad = usable(results)
+    items: list[tuple[str, dict]] = []
+    unowned: list[dict] = []
+    for host, result in good:
+        for entry in result.get("digest") or []:
+            items.extend((entry["owner"], dict(resource, host=host)) for resource in entry["resources"])
+        unowned.extend(dict(decision, host=host) for decision in result.get("unowned") or [])
+    return {"owners": group_by_owner(items), "unowned": unowned, "hosts_without_result": bad}
+
+
+def removal_digest(results: Mapping[str, Mapping | None]) -> dict:
+    """Per owner, what this run removed (or softened) on every host; removals without an owner listed apart."""
+    good, bad = usable(results)
+    items: list[tuple[str, dict]] = []
+    unowned: list[dict] = []
+    for host, result in good:
+        for removal in result.get("removed") or []:
+            if removal.get("outcome") != "removed":
+                continue
+            resource = dict(removal, host=host, region=result.get("region"))
+            if removal.get("owner"):
+                items.append((removal["owner"], resource))
+            else:
+                unowned.append(resource)
+    return {"owners": group_by_owner(items), "unowned": unowned, "hosts_without_result": bad}
+
+
+def notices_for_host(digest: Mapping, host: str, delivered: Iterable[str]) -> list[dict]:
+    """The resources on ``host`` whose owner's mail was accepted: what resource_lease state=notified records."""
+    accepted = {owner.strip().lower() for owner in delivered}
+    return [{field: resource.get(field) for field in NOTICE_FIELDS}
+            for entry in digest.get("owners") or [] if entry["owner"] in accepted
+            for resource in entry["resources"] if resource.get("host") == host]
+
+
+def mail_delivery(mail_results: Iterable[Mapping]) -> dict:
+    """Which owners' mails were accepted, from a registered community.general.mail loop over digest entries.
+
+    community.general.mail fails when the server is down or refuses every
+    recipient, and succeeds with ``result`` listing the refused ones when only
+    some are refused (for example the owner refused, the operators' copy
+    accepted): that owner was not told.
+    """
+    delivered: list[str] = []
+    failed: list[dict] = []
+    not_sent: list[str] = []
+    copies_refused: list[dict] = []
+    for result in mail_results:
+        owner = str((result.get("item") or {}).get("owner", "")).strip().lower()
+        refused = {str(address).strip().lower(): answer for address, answer in (result.get("result") or {}).items()} \
+            if isinstance(result.get("result"), Mapping) else {}
+        if result.get("skipped"):
+            not_sent.append(owner)
+        elif result.get("failed"):
+            failed.append({"owner": owner, "reason": str(result.get("msg") or "mail failed")})
+        elif owner in refused:
+            failed.append({"owner": owner, "reason": "recipient refused: %s" % _smtp_answer(refused[owner])})
+        else:
+            delivered.append(owner)
+            copies_refused.extend({"owner": owner, "address": address, "reason": _smtp_answer(answer)}
+                                  for address, answer in refused.items())
+    return {"delivered": sorted(set(delivered)), "failed": failed, "not_sent": sorted(set(not_sent)),
+            "copies_refused": copies_refused}
+
+
+def _smtp_answer(answer) -> str:
+    if isinstance(answer, (list, tuple)) and len(answer) == 2:
+        code, text = answer
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        return "%s %s" % (code, text)
+    return str(answer)
+
+
+def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mail: Mapping | None = None,
+                 weeks: int = 8) -> dict:
+    """The operators' summary of one cycle: counts, expiries ahead, removals, mail, problems."""
+    moment = now if isinstance(now, datetime) else parse_time(now)
+    good, bad = usable(results)
+    by_status: Counter = Counter()
+    by_kind: dict[str, Counter] = {kind: Counter() for kind in KIND_ORDER}
+    by_project: dict[tuple[str, str], Counter] = {}
+    ahead = [0] * weeks
+    later = 0
+    removals, requests, invalid, unowned, failures = [], [], [], [], []
+    hosts = {}
+    for host, result in good:
+        hosts[host] = {"region": result.get("region"), "stats": result.get("stats") or {},
+                       "counts": result.get("counts") or {}, "run_id": result.get("run_id")}
+        for decision in result["decisions"]:
+            status = decision.get("status") or "unknown"
+            by_status[status] += 1
+            by_kind.setdefault(decision.get("kind") or "unknown", Counter())[status] += 1
+            project = decision.get("project_name") or decision.get("project_id") or "-"
+            by_project.setdefault((host, project), Counter())[status] += 1
+            if status == "invalid":
+                invalid.append(dict(_named(decision), host=host, reason=decision.get("reason")))
+            if status in ("exempt", "expired", "invalid") or not decision.get("expires"):
+                continue
+            try:
+                left = parse_time(decision["expires"]) - moment
+            except LeaseValueError:
+                continue
+            week = int(left // timedelta(days=7))
+            if 0 <= week < weeks:
+                ahead[week] += 1
+            elif week >= weeks:
+                later += 1
+        for removal in result.get("removed") or []:
+            removals.append(dict(removal, host=host))
+            if removal.get("outcome") == "failed":
+                failures.append(dict(_named(removal), host=host, what="removal", reason=removal.get("error")))
+        for write in result.get("lease_writes") or []:
+            if write.get("outcome") == "failed":
+                failures.append(dict(_named(write), host=host, what="lease write", reason=write.get("error")))
+        requests.extend(dict(request, host=host) for request in result.get("requests") or [])
+        unowned.extend(dict(_named(decision), host=host) for decision in result.get("unowned") or [])
+    peak = max(ahead + [later, 1])
+    return {
+        "generated": format_time(moment),
+        "hosts": hosts,
+        "hosts_without_result": bad,
+        "totals": {"resources": sum(by_status.values()),
+                   "by_status": _ordered(by_status),
+                   "removed": sum(1 for r in removals if r.get("outcome") == "removed"),
+                   "removal_failures": sum(1 for r in removals if r.get("outcome") == "failed")},
+        "by_kind": {kind: _ordered(counter) for kind, counter in by_kind.items() if counter},
+        "by_project": [{"host": host, "project": project, "total": sum(counter.values()), "by_status": _ordered(counter)}
+                       for (host, project), counter in sorted(by_project.items())],
+        "expiries": {"weeks": [{"week": index + 1, "from": format_time(moment + timedelta(days=7 * index)),
+                                "count": count, "percent": round(100.0 * count / peak, 1)}
+                               for index, count in enumerate(ahead)],
+                     "later": later, "peak": peak},
+        "removals": removals,
+        "requests": requests,
+        "invalid": invalid,
+        "unowned": unowned,
+        "failures": failures,
+        "mail": dict(mail) if mail else None,
+    }
+
+
+def _named(item: Mapping) -> dict:
+    return {key: item.get(key) for key in ("kind", "id", "name", "project_name", "owner")}
+
+
+def _ordered(counter: Counter) -> dict:
+    known = {status: counter[status] for status in STATUSES if counter.get(status)}
+    known.update({status: count for status, count in sorted(counter.items()) if status not in STATUSES})
+    return known
