@@ -107,6 +107,8 @@ def state_home(variable: str, default: str) -> str:
 
 LOCALCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_HOME", ".localcloud")
 NODES_HOME = state_home("OSOPS_NODES_HOME", ".nodes")
+MAILSINK_HOME = state_home("OSOPS_MAILSINK_HOME", ".mailsink")
+MAILSINK_PORT = int(os.environ.get("OSOPS_MAILSINK_PORT", "8025"))
 SERVICES = (
     # The local OpenStack cloud on loopback (hack/localcloud).
     TestService(
@@ -121,6 +123,15 @@ SERVICES = (
             # fault-injection tests stop one service (stop --service) and start it again
             "localcloud_bin": os.path.join(REPO, "hack", "localcloud"),
         },
+    ),
+    # A real SMTP server on loopback that keeps what it receives (hack/mailsink.py, aiosmtpd).
+    TestService(
+        alias="mailsink",
+        start=[os.path.join(REPO, "hack", "mailsink"), "start", "--dir", MAILSINK_HOME, "--port", str(MAILSINK_PORT)],
+        status=[os.path.join(REPO, "hack", "mailsink"), "status", "--dir", MAILSINK_HOME],
+        stop=[os.path.join(REPO, "hack", "mailsink"), "stop", "--dir", MAILSINK_HOME],
+        variables={"mailsink_port": MAILSINK_PORT,
+                   "mailsink": [sys.executable, os.path.join(REPO, "hack", "mailsink.py"), "--dir", MAILSINK_HOME]},
     ),
     # Three "compute nodes": network namespaces with their own sshd (hack/nodes).
     TestService(

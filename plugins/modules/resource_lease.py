@@ -63,6 +63,19 @@ options:
   milestone_days:
     description: With O(state=notified), the milestone (days before expiry) whose notice was sent.
     type: int
+  only_owner:
+    description:
+      - Act only on resources owned by this e-mail address; any other resource is refused (the task fails and
+        nothing of it changes). For self-service front ends, such as an AWX job template that passes the
+        launching user's address.
+      - The owner is found as M(osops.lifecycle.lease_reap) finds it - the lease's owner override, else the
+        Keystone user's e-mail, else the project's contact address (O(owner_project_attribute)). Letter case is
+        ignored.
+    type: str
+  owner_project_attribute:
+    description: Keystone project attribute holding the project's contact address (with O(only_owner)).
+    type: str
+    default: contact_email
   missing:
     description: What a resource that does not exist (any more) means.
     type: str
@@ -147,6 +160,9 @@ resources:
     reason:
       description: "Why, in words."
       type: str
+    owner:
+      description: The resource's owner address (only with O(only_owner), and not for a refused resource).
+      type: str
     changed:
       description: "Whether the lease was (or in check mode would be) written."
       type: bool
@@ -178,6 +194,8 @@ class ResourceLeaseModule(LifecycleModule):
         POLICY_ARGUMENT_SPEC,
         kind=dict(type="str", choices=list(KIND_ORDER)),
         resource=dict(type="str"),
+        only_owner=dict(type="str"),
+        owner_project_attribute=dict(type="str", default="contact_email"),
         resources=dict(type="list", elements="dict"),
         state=dict(type="str", choices=["present", "extended", "absent", "notified"], default="present"),
         expires=dict(type="str"),
@@ -226,7 +244,8 @@ class ResourceLeaseModule(LifecycleModule):
             now, look_ahead = now_from_params(p)
             requests = [(target, self.request_for(target)) for target in self.targets()]
             editor = LeaseEditor(self.conn, policy_from_params(p), keys_from_params(p), now, look_ahead,
-                                 self.check_mode, p["all_projects"], p["audit_log"])
+                                 self.check_mode, p["all_projects"], p["audit_log"], p["only_owner"],
+                                 p["owner_project_attribute"])
         except (OptionError, EditError, AuditError) as error:
             self.fail_json(msg=str(error))
         try:

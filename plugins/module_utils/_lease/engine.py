@@ -212,8 +212,12 @@ class LeaseEditor:
     """Carries out ``plan_edit`` on resources named by kind and id or name (``resource_lease``)."""
 
     def __init__(self, conn, policy: Policy, keys: LeaseKeys, now: datetime, look_ahead: bool, check_mode: bool,
-                 all_projects: bool = True, audit_path: str | None = None):
+                 all_projects: bool = True, audit_path: str | None = None, only_owner: str | None = None,
+                 contact_attribute: str = "contact_email"):
         self.conn = conn
+        # self-service: only the owner's own resources (the owner found as lease_reap finds it)
+        self.only_owner = only_owner.strip().lower() if only_owner else None
+        self.owner_of = KeystoneDirectory(conn, contact_attribute).owner_lookup() if only_owner else None
         self.policy = policy
         self.keys = keys
         self.now = now
@@ -233,6 +237,13 @@ class LeaseEditor:
         if record is None:
             return dict(result, outcome="missing", reason="no %s %s" % (target["kind"], name_or_id))
         lease = read_lease(record["metadata"], self.keys)
+        if self.owner_of is not None:
+            owner = self.owner_of(record, lease).email
+            if (owner or "").strip().lower() != self.only_owner:
+                # the refusal does not name the real owner: the asker may be anyone with a job template
+                return dict(result, id=record["id"], name=record["name"], outcome="refused",
+                            reason="not a resource of %s" % self.only_owner)
+            result["owner"] = owner
         change = plan_edit(self.policy, self.keys, lease, request, self.now, created_time(record))
         changes, removes = effective_change(record["metadata"], change.set_values, change.remove_keys)
         metadata = {k: v for k, v in record["metadata"].items() if k not in removes}

@@ -127,7 +127,10 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
     hosts = {}
     for host, result in good:
         hosts[host] = {"region": result.get("region"), "stats": result.get("stats") or {},
-                       "counts": result.get("counts") or {}, "run_id": result.get("run_id")}
+                       "counts": result.get("counts") or {}, "run_id": result.get("run_id"),
+                       "failed": result.get("msg") if result.get("failed") else None}
+        if result.get("failed"):
+            failures.append({"host": host, "what": "lease_reap", "reason": result.get("msg") or "failed"})
         for decision in result["decisions"]:
             status = decision.get("status") or "unknown"
             by_status[status] += 1
@@ -155,7 +158,8 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
             if write.get("outcome") == "failed":
                 failures.append(dict(_named(write), host=host, what="lease write", reason=write.get("error")))
         requests.extend(dict(request, host=host) for request in result.get("requests") or [])
-        unowned.extend(dict(_named(decision), host=host) for decision in result.get("unowned") or [])
+        unowned.extend(dict(_named(decision), host=host, owner_note=decision.get("owner_note"))
+                       for decision in result.get("unowned") or [])
     peak = max(ahead + [later, 1])
     return {
         "generated": format_time(moment),

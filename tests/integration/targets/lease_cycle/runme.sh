@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The lease lifecycle end to end, as an operator runs it: the playbooks against the
+# local cloud, mail delivered to a real SMTP server on loopback, time moved forward
+# day by day through every milestone to removal (cycle.py shift).
+set -euxo pipefail
+config=$(cd ../.. && pwd)/integration_config.yml
+conf() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(" ".join(map(str, v)) if isinstance(v, list) else v)' "$config" "$1"; }
+OS_CLIENT_CONFIG_FILE=$(conf localcloud_clouds_yaml)
+export OS_CLIENT_CONFIG_FILE
+read -r -a mailsink <<< "$(conf mailsink)"
+state=$OUTPUT_DIR/estate.json
+vars=$OUTPUT_DIR/cycle-vars.yml
+inventory=$OUTPUT_DIR/inventory.yml
+
+trap 'python3 cycle.py cleanup "$state"; "${mailsink[@]}" refuse --none' EXIT
+"${mailsink[@]}" refuse --none
+python3 cycle.py setup "$state"
+check() { python3 cycle.py expect "$state" "$1"; }
+cycle() { ansible-playbook -i "$inventory" -e "@$vars" osops.lifecycle.lease_cycle "$@"; }
+# a run that must end red (the report is still written)
+cycle_fails() { if cycle "$@"; then echo "the cycle should have failed"; exit 1; fi; }
+resource_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resources"][sys.argv[2]]["id"])' "$state" "$1"; }
+user_email() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["users"][sys.argv[2]]["email"])' "$state" "$1"; }
+
+# The mail server is down: nobody is told, no notice is recorded, the run ends red.
+cycle_fails -e lease_smtp_port=1
+check smtp-down
+
+# rex's address is refused: ann (both clouds in one mail) and the project contact are told, rex is not.
+"${mailsink[@]}" refuse "$(user_email rex)"
+cycle_fails
+check first
+
+# A re-run sends nothing twice (rex is still refused, so still red).
+cycle_fails
+check rerun
+"${mailsink[@]}" refuse --none
+
+# A week ahead with lease_as_of: a preview that mails nobody and removes nothing.
+cycle -e "lease_as_of=$(date -u -d '+7 days' +%Y-%m-%dT%H:%M:%SZ)"
+check preview
+
+# lease_extend as AWX launches it: the owner extends her own volume (counted) ...
+extend() { ansible-playbook -e "@$vars" -e lease_hosts=lab-a osops.lifecycle.lease_extend "$@"; }
+extend -e lease_extend_kind=volume -e "lease_extend_resource=$(resource_id v1)" -e lease_extend_days=5 \
+    -e "awx_user_email=$(user_email ann)" -e awx_user_name=ann
+check extend
+# ... but not rex's server, and the refusal names no one else's address
+if extend -e lease_extend_kind=server -e "lease_extend_resource=$(resource_id s2)" -e lease_extend_days=5 \
+    -e "awx_user_email=$(user_email ann)" -e awx_user_name=ann | tee "$OUTPUT_DIR/refused.log"; then
+    echo "ann extended rex's server"; exit 1
+fi
+grep -q "not a resource of $(user_email ann)" "$OUTPUT_DIR/refused.log"
+! grep -q "$(user_email rex)" "$OUTPUT_DIR/refused.log"
+# ... an operator may (not counted against the owner's extensions)
+extend -e lease_extend_kind=volume -e "lease_extend_resource=$(resource_id v1)" -e lease_extend_days=5 \
+    -e awx_user_email=boss@example.org -e awx_user_name=boss -e '{"lease_operators": ["boss"]}'
+check extend
+
+# A week later: the 7-day notices, rex told at last (expired, so notice first), v2 removed after its notice.
+python3 cycle.py shift "$state" 7
+cycle
+check week1
+
+# Six days later: the 1-day notices; rex's server goes, a day after he was told.
+python3 cycle.py shift "$state" 6
+cycle
+check week2
+
+# A day later: ann's server and volume (two clouds) go, and she gets one removal mail.
+python3 cycle.py shift "$state" 1
+cycle
+check expired
+
+# Nothing left to do: no mail, no removal; the exempt server and the nobody's volume stay.
+cycle
+check final
