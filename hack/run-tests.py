@@ -320,6 +320,10 @@ def step_docs(tally: Tally, args) -> None:
         proc = run(["ansible-doc", "-t", "role", "%s.%s" % (COLLECTION, role)])
         rc, out = proc.returncode, proc.stdout
         tally.add("docs", "role %s" % role, rc == 0 and "ENTRY POINT" in out)
+    for plugin in sorted(glob.glob(os.path.join(REPO, "plugins", "filter", "*.py"))):
+        name = os.path.splitext(os.path.basename(plugin))[0]
+        proc = run(["ansible-doc", "-t", "filter", "%s.%s" % (COLLECTION, name)])
+        tally.add("docs", "filter %s" % name, proc.returncode == 0 and "EXAMPLES" in proc.stdout)
     playbooks = sorted(glob.glob(os.path.join(REPO, "playbooks", "*.yml")))
     for playbook in playbooks:
         name = os.path.splitext(os.path.basename(playbook))[0]
@@ -328,7 +332,7 @@ def step_docs(tally: Tally, args) -> None:
 
 
 # Files that must never ship in the collection tarball.
-DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.ci|hack|bench|tests/output|\.git)(/|$)")
+DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.mailsink|\.demo|\.ci|hack|bench|tests/output|\.git)(/|$)")
 
 
 def step_build(tally: Tally, args) -> None:

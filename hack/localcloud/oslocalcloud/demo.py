@@ -1,0 +1,191 @@
+"""The demo's lease scenario on the seeded lab estate, and its summary.
+
+  python -m oslocalcloud.demo scenario --keys KEYS_PY --out VARS_JSON --mail-port N --reports DIR
+      writes a lease history onto the lab's resources (as if the automation had
+      been running for weeks) and the variables the lease_cycle playbook runs with
+  python -m oslocalcloud.demo summary --mails MAILS_JSON --reports DIR
+      prints what happened: mails per owner, resources removed, the report
+
+Each lab resource gets one of the stories below, in turn, so every story is in
+the estate. Re-running the demo re-seeds what the last run removed and tells the
+stories again.
+"""
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import sys
+from datetime import datetime, timedelta, timezone
+
+from . import common
+
+UTC = timezone.utc
+LAB_PROJECTS = ["lab-alpha", "lab-beta", "lab-gamma", "lab-archive"]
+# story: (days until expiry or a raw value, (milestone, days ago) of the last notice or None, extra metadata)
+STORIES = [
+    ("fresh", 25, None, {}),
+    ("14-day notice due", 13.5, None, {}),
+    ("7-day notice due", 6.5, (14, 7), {}),
+    ("1-day notice due", 0.5, (7, 6), {}),
+    ("expired, told 2 days ago: removed", -1, (1, 2), {}),
+    ("expired, never told: told first", -1, None, {}),
+    ("exempt (keep=yes)", -30, None, {"keep": "yes"}),
+    ("tampered: expiry in 2099", "2099-01-01T00:00:00Z", None, {}),
+    ("tampered: unreadable expiry", "next tuesday", None, {}),
+]
+
+
+def load_keys(path):
+    """The collection's own lease key code: one place owns the key names and formats."""
+    spec = importlib.util.spec_from_file_location("osops_lease_keys", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def lab_resources(conn):
+    projects = {p.id: p.name for p in conn.identity.projects() if p.name in LAB_PROJECTS}
+    out = []
+    for server in conn.compute.servers(all_projects=True):
+        if server.project_id in projects:
+            out.append(("server", server.id, server.name, projects[server.project_id]))
+    for volume in conn.block_storage.volumes(all_projects=True):
+        if volume.project_id in projects:
+            out.append(("volume", volume.id, volume.name, projects[volume.project_id]))
+    for snapshot in conn.block_storage.snapshots(all_projects=True):
+        if snapshot.project_id in projects:
+            out.append(("snapshot", snapshot.id, snapshot.name, projects[snapshot.project_id]))
+    for image in conn.image.images():
+        if image.owner in projects and image.visibility == "private" and image.status == "active":
+            out.append(("image", image.id, image.name, projects[image.owner]))
+    return sorted(out, key=lambda r: (r[3], r[0], r[2] or "", r[1]))
+
+
+def write_metadata(conn, kind, resource_id, values):
+    if kind == "server":
+        conn.compute.set_server_metadata(resource_id, **values)
+    elif kind == "volume":
+        conn.block_storage.set_volume_metadata(resource_id, **values)
+    elif kind == "snapshot":
+        conn.block_storage.set_snapshot_metadata(resource_id, **values)
+    else:
+        # a JSON patch of our own keys only (the SDK's update_image trips over multi-store Glance)
+        # "add" replaces a member that exists (RFC 6902)
+        patch = [{"op": "add", "path": "/" + key, "value": value} for key, value in values.items()]
+        conn.image.patch("/images/%s" % resource_id, json=patch,
+                         headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+
+
+def clear_lease(conn, kind, resource_id, keys):
+    """Remove lease keys left by an earlier demo run, so each story starts clean."""
+    names = set(keys.all())
+    if kind == "server":
+        current = conn.compute.get_server_metadata(resource_id).metadata or {}
+        for key in names & set(current):
+            conn.compute.delete_server_metadata(resource_id, [key])
+    elif kind in ("volume", "snapshot"):
+        getter = conn.block_storage.get_volume if kind == "volume" else conn.block_storage.get_snapshot
+        deleter = (conn.block_storage.delete_volume_metadata if kind == "volume"
+                   else conn.block_storage.delete_snapshot_metadata)
+        current = getter(resource_id).metadata or {}
+        present = sorted(names & set(current))
+        if present:
+            deleter(resource_id, keys=present)
+    else:
+        image = conn.image.get_image(resource_id)
+        present = sorted(k for k in names if k in (image.properties or {}))
+        if present:
+            conn.image.patch("/images/%s" % resource_id, json=[{"op": "remove", "path": "/" + k} for k in present],
+                             headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+
+
+def scenario(args):
+    keys_module = load_keys(args.keys)
+    keys = keys_module.LeaseKeys()
+    conn = common.connect("admin")
+    now = datetime.now(UTC)
+    # dave (lab-gamma) has no e-mail: his resources go to the project's contact
+    gamma = conn.identity.find_project("lab-gamma", domain_id=conn.identity.find_domain("osops-lab").id)
+    conn.identity.patch("/projects/%s" % gamma.id, json={"project": {"contact_email": "gamma-team@example.org"}})
+    told = {}
+    for index, (kind, resource_id, name, project) in enumerate(lab_resources(conn)):
+        story, expiry, notice, extra = STORIES[index % len(STORIES)]
+        clear_lease(conn, kind, resource_id, keys)
+        if isinstance(expiry, (int, float)):
+            expires = now + timedelta(days=expiry)
+            values = {keys.expires: keys_module.format_time(expires)}
+            if notice:
+                milestone, days_ago = notice
+                values[keys.notice] = keys_module.Notice(milestone, now - timedelta(days=days_ago), expires).format()
+        else:
+            values = {keys.expires: expiry}
+        values.update(extra)
+        write_metadata(conn, kind, resource_id, values)
+        told.setdefault(story, []).append("%s %s (%s)" % (kind, name or resource_id, project))
+    for story, _expiry, _notice, _extra in STORIES:
+        print("  %-36s %s" % (story, "; ".join(told.get(story, [])) or "-"))
+    settings = {
+        "lease_cloud": "admin",
+        "lease_projects": LAB_PROJECTS,
+        "lease_policy": {"lifetime_days": 30, "milestones_days": [14, 7, 1], "grace_days": 1,
+                         "max_lease_days": 90, "max_extensions": 3, "exempt_metadata": {"keep": "yes"}},
+        "lease_smtp_host": "127.0.0.1", "lease_smtp_port": args.mail_port, "lease_smtp_secure": "never",
+        "lease_mail_from": "Lab cloud leases <leases@lab.example.org>",
+        "lease_mail_cloud_name": "Lab cloud",
+        "lease_mail_contact": "cloud-team@lab.example.org",
+        "lease_mail_bcc": ["cloud-team@lab.example.org"],
+        "lease_report_dir": args.reports,
+        "lease_report_mail_to": ["cloud-team@lab.example.org"],
+        # the demo estate is small: allow this run's few removals
+        "lease_max_remove_percent": 50,
+    }
+    with open(args.out, "w") as handle:
+        json.dump(settings, handle, indent=1)
+
+
+def summary(args):
+    with open(args.mails) as handle:
+        mails = json.load(handle)
+    reports = sorted(glob.glob(os.path.join(args.reports, "lease-report-*.json")), key=os.path.getmtime)
+    print("\nMails delivered to the local SMTP server (%d):" % len(mails))
+    for mail in mails:
+        to = ", ".join(a for a in mail["envelope_to"] if a != "cloud-team@lab.example.org") or "operators"
+        print("  %-28s %s" % (to, mail["subject"]))
+    if not reports:
+        print("\nNo report was written.")
+        return 1
+    with open(reports[-1]) as handle:
+        report = json.load(handle)
+    removed = [r for r in report["removals"] if r["outcome"] == "removed"]
+    print("\nRemoved (%d):" % len(removed))
+    for r in removed:
+        print("  %-8s %-28s %-12s %s, owner %s" % (r["kind"], r.get("name") or r["id"], r.get("project_name") or "",
+                                                   r.get("action"), r.get("owner")))
+    print("\nBy status: %s" % ", ".join("%s %d" % item for item in report["totals"]["by_status"].items()))
+    if report["unowned"]:
+        print("Nobody to tell (kept): %s" % ", ".join(u.get("name") or u["id"] for u in report["unowned"]))
+    if report["failures"]:
+        print("Failures: %s" % "; ".join(f["reason"] for f in report["failures"]))
+    print("\nReport: %s\n        %s" % (reports[-1][:-5] + ".html", reports[-1]))
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="oslocalcloud.demo", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scenario")
+    s.add_argument("--keys", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--mail-port", type=int, default=8025)
+    s.add_argument("--reports", required=True)
+    m = sub.add_parser("summary")
+    m.add_argument("--mails", required=True)
+    m.add_argument("--reports", required=True)
+    args = parser.parse_args(argv)
+    return scenario(args) if args.command == "scenario" else summary(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)
