@@ -41,7 +41,7 @@ cycle -e "lease_as_of=$(date -u -d '+7 days' +%Y-%m-%dT%H:%M:%SZ)"
 check preview
 
 # lease_extend as AWX launches it: the owner extends her own volume (counted) ...
-extend() { ansible-playbook -e "@$vars" -e lease_hosts=lab-a osops.lifecycle.lease_extend "$@"; }
+extend() { ansible-playbook -e "@$vars" -e lease_hosts=localhost osops.lifecycle.lease_extend "$@"; }
 extend -e lease_extend_kind=volume -e "lease_extend_resource=$(resource_id v1)" -e lease_extend_days=5 \
     -e "awx_user_email=$(user_email ann)" -e awx_user_name=ann
 check extend
