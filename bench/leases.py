@@ -113,10 +113,15 @@ def task_result(output: dict, index: int) -> dict:
     return output["plays"][0]["tasks"][index]["hosts"]["localhost"]
 
 
+REAP_WORKERS: int | None = None  # --reap-workers; None: the module's default
+
+
 def reap_module(project, count: int) -> None:
-    path = playbook([{"name": "reap", "osops.lifecycle.lease_reap": {
-        "cloud": "admin", "reap": True, "kinds": ["server"], "projects": [project.id],
-        "max_remove": count, "max_remove_percent": 100}, "register": "reaped"}])
+    options = {"cloud": "admin", "reap": True, "kinds": ["server"], "projects": [project.id],
+               "max_remove": count, "max_remove_percent": 100}
+    if REAP_WORKERS:
+        options["workers"] = REAP_WORKERS
+    path = playbook([{"name": "reap", "osops.lifecycle.lease_reap": options, "register": "reaped"}])
     _seconds, output = run_playbook(path)
     removed = task_result(output, 0)["removed"]
     bad = [r for r in removed if r["outcome"] != "removed"]
@@ -211,8 +216,11 @@ def main() -> int:
     parser.add_argument("--servers", type=int, default=200)
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=8, help="parallel API calls when building the input")
+    parser.add_argument("--reap-workers", type=int, help="lease_reap's workers (default: the module's default)")
     parser.add_argument("--skip", action="append", default=[], choices=["module", "loop", "cleanup", "scan"])
     args = parser.parse_args()
+    global REAP_WORKERS  # pylint: disable=global-statement
+    REAP_WORKERS = args.reap_workers
     if not os.path.exists(CLOUDS):
         raise SystemExit("no local cloud: run hack/localcloud/start first")
     os.environ["OS_CLIENT_CONFIG_FILE"] = CLOUDS
