@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A real SMTP server on loopback that keeps what it receives (aiosmtpd), for tests and the demo.
 
@@ -124,9 +123,8 @@ def stop(home: str) -> int:
     pid = running_pid(home)
     if pid:
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            if running_pid(home) is None:
-                break
+        deadline = time.monotonic() + 5
+        while running_pid(home) is not None and time.monotonic() < deadline:
             time.sleep(0.1)
     try:
         os.unlink(paths(home)["pid"])

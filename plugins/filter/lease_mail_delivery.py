@@ -10,7 +10,8 @@ short_description: Which owners' lease mails were accepted
 version_added: 0.2.0
 description:
   - Takes the registered result of a C(community.general.mail) loop over owner digest entries and says which owners were told.
-  - An owner is told only when the mail task succeeded and the server did not refuse the owner's address (C(community.general.mail) succeeds with a warning when only some recipients are refused).
+  - An owner is told only when the mail task succeeded and the server did not refuse the owner's address
+    (C(community.general.mail) succeeds with a warning when only some recipients are refused).
 options:
   _input:
     description: The C(results) list of a registered C(community.general.mail) loop whose items are digest entries (with C(owner)).
@@ -29,11 +30,10 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    C(delivered) (owner addresses), C(failed) (owner and reason), C(not_sent) (skipped, for example in check mode) and C(copies_refused) (refused cc or bcc addresses of a delivered mail).
+    C(delivered) (owner addresses), C(failed) (owner and reason), C(not_sent) (skipped, for example in check
+    mode) and C(copies_refused) (refused cc or bcc addresses of a delivered mail).
   type: raw
 """
-
-from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.report import mail_delivery

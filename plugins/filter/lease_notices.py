@@ -9,7 +9,9 @@ name: lease_notices
 short_description: The resources of one host whose owners were told, for resource_lease state=notified
 version_added: 0.2.0
 description:
-  - Takes the output of P(osops.lifecycle.lease_owner_digest#filter), an inventory host and the owners whose mails were accepted, and returns the resources to record the notice on, as M(osops.lifecycle.resource_lease) O(osops.lifecycle.resource_lease#module:resources) items.
+  - Takes the output of P(osops.lifecycle.lease_owner_digest#filter), an inventory host and the owners whose
+    mails were accepted, and returns the resources to record the notice on, as
+    M(osops.lifecycle.resource_lease) O(osops.lifecycle.resource_lease#module:resources) items.
 options:
   _input:
     description: The output of P(osops.lifecycle.lease_owner_digest#filter).

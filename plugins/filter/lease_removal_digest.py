@@ -9,7 +9,9 @@ name: lease_removal_digest
 short_description: What a reap removed, per owner across clouds
 version_added: 0.2.0
 description:
-  - Takes a dictionary of inventory host to registered M(osops.lifecycle.lease_reap) result (of a run with O(osops.lifecycle.lease_reap#module:reap=true)) and lists, per owner, the resources removed or softened (shelved, stopped, deactivated) on every host.
+  - Takes a dictionary of inventory host to registered M(osops.lifecycle.lease_reap) result (of a run with
+    O(osops.lifecycle.lease_reap#module:reap=true)) and lists, per owner, the resources removed or softened
+    (shelved, stopped, deactivated) on every host.
 options:
   _input:
     description: Inventory host to M(osops.lifecycle.lease_reap) result.

@@ -9,7 +9,9 @@ name: lease_report
 short_description: The operators' report of a lease cycle
 version_added: 0.2.0
 description:
-  - Takes a dictionary of inventory host to registered M(osops.lifecycle.lease_reap) result and returns the summary the report templates show (counts by status, kind and project, expiries per week ahead, removals, owners' requests, invalid leases, unowned resources, failures and the mail outcome).
+  - Takes a dictionary of inventory host to registered M(osops.lifecycle.lease_reap) result and returns the
+    summary the report templates show (counts by status, kind and project, expiries per week ahead, removals,
+    owners' requests, invalid leases, unowned resources, failures and the mail outcome).
 options:
   _input:
     description: Inventory host to M(osops.lifecycle.lease_reap) result.
@@ -39,7 +41,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    C(generated), C(hosts), C(hosts_without_result), C(totals), C(by_kind), C(by_project), C(expiries), C(removals), C(requests), C(invalid), C(unowned), C(failures) and C(mail).
+    C(generated), C(hosts), C(hosts_without_result), C(totals), C(by_kind), C(by_project), C(expiries),
+    C(removals), C(requests), C(invalid), C(unowned), C(failures) and C(mail).
   type: raw
 """
 

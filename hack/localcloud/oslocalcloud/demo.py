@@ -173,7 +173,7 @@ def summary(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="oslocalcloud.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="oslocalcloud.demo", description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("scenario")
     s.add_argument("--keys", required=True)

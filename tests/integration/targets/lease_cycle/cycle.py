@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The estate of the lease_cycle target on the local cloud, a clock that moves it through time, and the checks.
 
@@ -95,8 +94,8 @@ def setup(path: str) -> None:
         else:
             made = owner.block_storage.create_volume(name=name, size=1, metadata=metadata)
             owner.block_storage.wait_for_status(made, "available", failures=["error"], wait=120, interval=1)
-        state["resources"][short.split()[0]] = {"id": made.id, "name": name, "kind": kind, "user": user,
-                                               "project": project}
+        state["resources"][short.split()[0]] = {
+            "id": made.id, "name": name, "kind": kind, "user": user, "project": project}
     for server in servers:
         conn.compute.wait_for_server(server, wait=240, interval=2)
 

@@ -51,7 +51,7 @@ if extend -e lease_extend_kind=server -e "lease_extend_resource=$(resource_id s2
     echo "ann extended rex's server"; exit 1
 fi
 grep -q "not a resource of $(user_email ann)" "$OUTPUT_DIR/refused.log"
-! grep -q "$(user_email rex)" "$OUTPUT_DIR/refused.log"
+if grep -q "$(user_email rex)" "$OUTPUT_DIR/refused.log"; then echo "the refusal named rex"; exit 1; fi
 # ... an operator may (not counted against the owner's extensions)
 extend -e lease_extend_kind=volume -e "lease_extend_resource=$(resource_id v1)" -e lease_extend_days=5 \
     -e awx_user_email=boss@example.org -e awx_user_name=boss -e '{"lease_operators": ["boss"]}'
