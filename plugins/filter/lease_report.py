@@ -24,6 +24,11 @@ options:
   mail:
     description: The mail outcome to include, as P(osops.lifecycle.lease_mail_delivery#filter) returns it.
     type: dict
+  scans:
+    description: >-
+      Inventory host to the scan step's M(osops.lifecycle.lease_reap) result; adds C(scan), the counts found before
+      notices and removals.
+    type: dict
   weeks:
     description: How many weeks ahead to count expiries for.
     type: int
@@ -42,7 +47,7 @@ RETURN = r"""
 _value:
   description: >-
     C(generated), C(hosts), C(hosts_without_result), C(totals), C(by_kind), C(by_project), C(expiries),
-    C(removals), C(requests), C(invalid), C(unowned), C(failures) and C(mail).
+    C(removals), C(requests), C(invalid), C(unowned), C(failures), C(mail) and C(scan).
   type: raw
 """
 
@@ -52,11 +57,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.report import build_report
 
 
-def lease_report(results, now, mail=None, weeks=8):
+def lease_report(results, now, mail=None, weeks=8, scans=None):
     if not isinstance(results, Mapping):
         raise AnsibleFilterError("lease_report expects a dict of inventory host to lease_reap result, got %s" % type(results).__name__)
     try:
-        return build_report(results, now, mail=mail, weeks=weeks)
+        return build_report(results, now, mail=mail, weeks=weeks, scans=scans)
     except (KeyError, TypeError, ValueError) as error:
         raise AnsibleFilterError("lease_report: %s" % error) from error
 

@@ -163,7 +163,10 @@ def summary(args):
     for r in removed:
         print("  %-8s %-28s %-12s %s, owner %s" % (r["kind"], r.get("name") or r["id"], r.get("project_name") or "",
                                                    r.get("action"), r.get("owner")))
-    print("\nBy status: %s" % ", ".join("%s %d" % item for item in report["totals"]["by_status"].items()))
+    if report.get("scan"):
+        print("\nThe scan found: %s; %d notices due" % (
+            ", ".join("%s %d" % item for item in report["scan"]["by_status"].items()), report["scan"]["notices_due"]))
+    print("After the run:  %s" % ", ".join("%s %d" % item for item in report["totals"]["by_status"].items()))
     if report["unowned"]:
         print("Nobody to tell (kept): %s" % ", ".join(u.get("name") or u["id"] for u in report["unowned"]))
     if report["failures"]:

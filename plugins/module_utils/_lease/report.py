@@ -114,8 +114,13 @@ def _smtp_answer(answer) -> str:
 
 
 def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mail: Mapping | None = None,
-                 weeks: int = 8) -> dict:
-    """The operators' summary of one cycle: counts, expiries ahead, removals, mail, problems."""
+                 weeks: int = 8, scans: Mapping[str, Mapping | None] | None = None) -> dict:
+    """The operators' summary of one cycle: counts, expiries ahead, removals, mail, problems.
+
+    ``results`` are the reap step's results (the state after notices were recorded);
+    ``scans``, if given, the scan step's, whose counts say what the run found
+    (notices due, leases enrolled or repaired) before acting.
+    """
     moment = now if isinstance(now, datetime) else parse_time(now)
     good, bad = usable(results)
     by_status: Counter = Counter()
@@ -182,7 +187,17 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
         "unowned": unowned,
         "failures": failures,
         "mail": dict(mail) if mail else None,
+        "scan": _scan_counts(scans) if scans else None,
     }
+
+
+def _scan_counts(scans: Mapping[str, Mapping | None]) -> dict:
+    good, _bad = usable(scans)
+    by_status: Counter = Counter()
+    for _host, result in good:
+        by_status.update(decision.get("status") or "unknown" for decision in result["decisions"])
+    return {"by_status": _ordered(by_status), "notices_due": sum(len(e.get("resources") or [])
+                                                                 for _h, r in good for e in r.get("digest") or [])}
 
 
 def _named(item: Mapping) -> dict:

@@ -131,3 +131,16 @@ def test_report_counts_expiries_ahead_removals_and_failures():
     assert [i["id"] for i in report["invalid"]] == ["v2-id"]
     assert report["hosts_without_result"] == [{"host": "cloud-b", "reason": "no lease_reap result from this host"}]
     assert report["mail"]["delivered"] == ["ann@example.org"]
+
+
+def test_report_says_what_the_scan_found_before_acting():
+    scanned = scan(decisions=[decision("server", "s1", "expiring", "2026-11-25T00:00:00Z"),
+                              decision("volume", "v1", "invalid")],
+                   digest=[{"owner": "ann@example.org", "milestone_days": 7,
+                            "resources": [resource("server", "s1", 4, 7)]}])
+    after = scan(decisions=[decision("server", "s1", "active", "2026-11-25T00:00:00Z"),
+                            decision("volume", "v1", "active", "2026-12-20T00:00:00Z")])
+    report = build_report({"lab": after}, NOW, scans={"lab": scanned})
+    assert report["scan"] == {"by_status": {"expiring": 1, "invalid": 1}, "notices_due": 1}
+    assert report["totals"]["by_status"] == {"active": 2}
+    assert build_report({"lab": after}, NOW)["scan"] is None
