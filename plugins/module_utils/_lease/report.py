@@ -30,7 +30,8 @@ def usable(results: Mapping[str, Mapping | None]) -> tuple[list[tuple[str, Mappi
     good, bad = [], []
     for host in sorted(results):
         result = results[host]
-        if isinstance(result, Mapping) and "decisions" in result:
+        # a full lease_reap result, or the scan summary a sliced AWX scan job passes on (lease_scan playbook)
+        if isinstance(result, Mapping) and ("decisions" in result or "digest" in result):
             good.append((host, result))
         else:
             reason = (result or {}).get("msg") if isinstance(result, Mapping) else None
@@ -131,6 +132,7 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
     removals, requests, invalid, unowned, failures = [], [], [], [], []
     hosts = {}
     for host, result in good:
+        result = dict(result, decisions=result.get("decisions") or [])
         hosts[host] = {"region": result.get("region"), "stats": result.get("stats") or {},
                        "counts": result.get("counts") or {}, "run_id": result.get("run_id"),
                        "failed": result.get("msg") if result.get("failed") else None}
@@ -195,7 +197,10 @@ def _scan_counts(scans: Mapping[str, Mapping | None]) -> dict:
     good, _bad = usable(scans)
     by_status: Counter = Counter()
     for _host, result in good:
-        by_status.update(decision.get("status") or "unknown" for decision in result["decisions"])
+        if "decisions" in result:
+            by_status.update(decision.get("status") or "unknown" for decision in result["decisions"])
+        else:
+            by_status.update((result.get("counts") or {}).get("by_status") or {})
     return {"by_status": _ordered(by_status), "notices_due": sum(len(e.get("resources") or [])
                                                                  for _h, r in good for e in r.get("digest") or [])}
 

@@ -144,3 +144,15 @@ def test_report_says_what_the_scan_found_before_acting():
     assert report["scan"] == {"by_status": {"expiring": 1, "invalid": 1}, "notices_due": 1}
     assert report["totals"]["by_status"] == {"active": 2}
     assert build_report({"lab": after}, NOW)["scan"] is None
+
+
+def test_a_sliced_scans_summary_is_enough_for_mail_and_report():
+    """What lease_scan hands over through set_stats (no decisions) merges like full results."""
+    summary = {"region": "RegionOne", "now": NOW, "counts": {"by_status": {"expiring": 2, "active": 3}},
+               "digest": [{"owner": "ann@example.org", "milestone_days": 7,
+                           "resources": [resource("server", "s1", 7, 7)]}], "unowned": []}
+    digest = owner_digest({"slice-1": summary, "slice-2": dict(summary, digest=[
+        {"owner": "ann@example.org", "milestone_days": 1, "resources": [resource("volume", "v1", 1, 1)]}])})
+    assert [(e["owner"], len(e["resources"])) for e in digest["owners"]] == [("ann@example.org", 2)]
+    report = build_report({"slice-1": scan()}, NOW, scans={"slice-1": summary})
+    assert report["scan"]["by_status"] == {"expiring": 2, "active": 3}
