@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import os
+import time
 
 import jinja2
 import pytest
 import yaml
 from ansible.plugins.filter.core import FilterModule as CoreFilters
 
+from ansible_collections.osops.lifecycle.plugins.filter.lease_portal_link import lease_portal_link
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.report import build_report, removal_digest
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.token import verify
 
 ROLE = os.path.join(os.path.dirname(__file__), *[os.pardir] * 5, "roles", "lease")
 EVIL = '<script>alert("x")</script>'
@@ -26,6 +29,7 @@ def render(name: str, **context) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True)
     env.filters["bool"] = CoreFilters().filters()["bool"]  # the one Ansible filter the templates use
+    env.filters["osops.lifecycle.lease_portal_link"] = lease_portal_link
     return env.get_template(name).render(**dict(defaults, **context))
 
 
@@ -88,3 +92,16 @@ def test_report_page_shows_removals_failures_and_escapes():
     assert "dead: no scan" in page and "rex@example.org" in page
     assert EVIL not in page and "409 Conflict &lt;b&gt;" in page
     assert "<script" not in page
+
+
+@pytest.mark.parametrize("template", ["expiry_mail.html.j2", "expiry_mail.txt.j2"])
+def test_with_a_portal_the_mail_links_to_exactly_its_resources_instead_of_commands(template):
+    key = "s" * 40
+    body = render(template, item=owner_entry(), lease_policy={}, lease_portal_url="https://leases.example.org/",
+                  lease_portal_key=key)
+    assert "openstack server set" not in body
+    token = body.split("https://leases.example.org/l/", 1)[1].split('"')[0].split()[0]
+    link = verify(key, token, int(time.time()))
+    assert link.owner == "ann@example.org"
+    assert set(link.resources) == {("server", "7c3e-id"), ("snapshot", "9f00-id")}
+    assert key not in body
