@@ -156,7 +156,8 @@ def start_service(service: TestService) -> tuple[bool, bool]:
 
 def write_integration_config(tree: str, services: list[TestService]) -> None:
     """ansible-test passes tests/integration/integration_config.yml to every target as extra vars."""
-    variables: dict = {}
+    # screenshots a test run writes for the docs land in the checkout's docs/images
+    variables: dict = {"docs_images": os.path.join(REPO, "docs", "images")}
     for service in services:
         variables.update(service.variables)
     with open(os.path.join(tree, "tests", "integration", "integration_config.yml"), "w") as handle:

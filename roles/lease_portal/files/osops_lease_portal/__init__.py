@@ -136,10 +136,11 @@ def create_app(config: dict | None = None, connect=None) -> Flask:
 
     @app.after_request
     def harden(response):
-        # the token is in the URL: no referrer, no caching, no framing, nothing from elsewhere
+        # the token is in the URL: never sent elsewhere as a referrer (same-origin keeps the CSRF referrer check
+        # working behind TLS), no caching, no framing, nothing loaded from elsewhere
         response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'self'; img-src 'self'; "
                                                        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
