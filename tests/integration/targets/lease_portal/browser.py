@@ -24,7 +24,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = json.load(open(os.path.join(HERE, "..", "..", "integration_config.yml")))
@@ -144,7 +145,9 @@ def check(state_path: str, portal: str, audit_path: str, screenshots: list[str])
                     if f.find_element(By.NAME, "id").get_attribute("value") == res["s1"]["id"])
         Select(form.find_element(By.NAME, "days")).select_by_value("14")
         csrf = form.find_element(By.NAME, "csrf_token").get_attribute("value")
+        page_before = driver.find_element(By.TAG_NAME, "main")
         form.find_element(By.TAG_NAME, "button").click()
+        WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page_before))
         result = driver.find_element(By.TAG_NAME, "main").text
         c.that("Extended" in result, "clicking extend says Extended (%r)" % result[:120])
         after = lease_of(conn, "server", res["s1"]["id"])
