@@ -41,8 +41,8 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.token impor
 REFUSALS = {
     "malformed": ("This is not a valid link", "The link is incomplete or damaged. Open it again from the mail."),
     "tampered": ("This link was changed", "The link does not match what was sent. Nothing was changed."),
-    "expired": ("This link has expired", "Links in lease mails work for a limited time. The next mail has a new "
-               "one, or extend with the command in the mail."),
+    "expired": ("This link has expired",
+                "Links in lease mails work for a limited time. The next mail has a new one."),
     "replayed": ("This link was already used", "Each link extends each resource once. Nothing was changed."),
     "not_covered": ("Not in this mail", "This link does not cover that resource. Nothing was changed."),
     "bad_request": ("That did not work", "The form was incomplete or too old. Go back, reload the page, try again."),
@@ -87,7 +87,7 @@ class UsedLinks:
 
     def used(self, nonce: str) -> set:
         with self._db() as db:
-            return {(k, i) for k, i in db.execute("SELECT kind, id FROM used WHERE nonce = ?", (nonce,))}
+            return set(db.execute("SELECT kind, id FROM used WHERE nonce = ?", (nonce,)))
 
 
 def create_app(config: dict | None = None, connect=None) -> Flask:

@@ -39,7 +39,7 @@ def serve(unit_file: str, pidfile: str) -> None:
         for line in handle:
             line = line.strip()
             if line.startswith("Environment="):
-                name, _, value = line[len("Environment="):].partition("=")
+                name, value = line[len("Environment="):].split("=", 1)
                 env[name] = value
             elif line.startswith("ExecStart="):
                 command = shlex.split(line[len("ExecStart="):])
@@ -49,7 +49,8 @@ def serve(unit_file: str, pidfile: str) -> None:
     with open(pidfile, "w") as handle:
         handle.write(str(proc.pid))
     bind = command[command.index("--bind") + 1]
-    for _ in range(100):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
         try:
             urllib.request.urlopen("http://%s/healthz" % bind, timeout=1).read()
             print("portal up on %s (pid %d)" % (bind, proc.pid))
@@ -120,7 +121,7 @@ def check(state_path: str, portal: str, audit_path: str, screenshots: list[str])
     # A mail scanner fetches every link in every mail: nothing changes.
     for mail in mails:
         for found in set(re.findall(re.escape(portal) + r"/[^\s\"'<>]*", mail["html"] or mail["text"] or "")):
-            for _ in range(2):
+            for _attempt in ("prefetch", "again"):
                 try:
                     urllib.request.urlopen(found, timeout=30).read()
                 except urllib.error.HTTPError:
