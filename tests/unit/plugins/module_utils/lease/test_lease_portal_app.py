@@ -68,3 +68,19 @@ def test_pages_are_hardened(client):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert "script-src" not in response.headers["Content-Security-Policy"]  # default-src 'none': no scripts at all
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_link_extends_each_resource_once_and_a_failed_try_does_not_use_it_up(tmp_path):
+    from osops_lease_portal import UsedLinks  # pylint: disable=import-outside-toplevel
+
+    used = UsedLinks(str(tmp_path / "used.sqlite"))
+    later = int(time.time()) + 3600
+    assert used.claim("nonce-1", "server", "7c3e", later)
+    assert not used.claim("nonce-1", "server", "7c3e", later)      # the replay
+    assert used.claim("nonce-1", "volume", "9f00", later)          # another resource of the same mail
+    assert used.claim("nonce-2", "server", "7c3e", later)          # the next mail's link
+    used.release("nonce-1", "volume", "9f00")                      # the cloud refused: try again later
+    assert used.claim("nonce-1", "volume", "9f00", later)
+    assert used.used("nonce-1") == {("server", "7c3e"), ("volume", "9f00")}
+    # a fresh process (another gunicorn worker) sees the same record
+    assert not UsedLinks(str(tmp_path / "used.sqlite")).claim("nonce-1", "server", "7c3e", later)
