@@ -193,8 +193,10 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
     }
 
 
-def _scan_counts(scans: Mapping[str, Mapping | None]) -> dict:
+def _scan_counts(scans: Mapping[str, Mapping | None]) -> dict | None:
     good, _bad = usable(scans)
+    if not good:
+        return None  # no scan in this run (the ad hoc reap)
     by_status: Counter = Counter()
     for _host, result in good:
         if "decisions" in result:

@@ -290,6 +290,11 @@ def expect(path: str, step: str) -> int:
         would = {r["id"] for r in report["removals"] if r["outcome"] == "would_remove"}
         c.that(would == {c.res("v2")["id"]}, "a week ahead, only v2 would go (%s)" % would)
         c.present("s1", "v4", "v1", "s2", "v2", "v3", "s3")
+    elif step == "dry-reap":
+        c.expect_mails({})
+        c.present("s1", "v4", "v1", "s2", "v2", "v3", "s3")
+        would = {r["id"] for r in report["removals"] if r["outcome"] == "would_remove"}
+        c.that(would == {c.res("v2")["id"]}, "the dry run's report lists v2 as would_remove (%s)" % would)
     elif step == "week1":
         c.expect_mails({"ann": ("expiry", ["s1", "v4"]), "rex": ("expiry", ["s2"]), "contact": ("removal", ["v2"])})
         c.notices({"s1": "7d sent", "v4": "7d sent", "s2": "1d sent"})

@@ -60,6 +60,11 @@ check extend
 
 # A week later: the 7-day notices, rex told at last (expired, so notice first), v2 removed after its notice.
 python3 cycle.py shift "$state" 7
+# First the ad hoc reap, a dry run unless asked: it lists v2 and removes nothing.
+ansible-playbook -i "$inventory" -e "@$vars" osops.lifecycle.reap | tee "$OUTPUT_DIR/reap-dry.log"
+grep -q "Dry run: nothing is removed" "$OUTPUT_DIR/reap-dry.log"
+grep -q "lab-a: would remove 1: volume $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resources"]["v2"]["name"])' "$state")" "$OUTPUT_DIR/reap-dry.log"
+check dry-reap
 cycle
 check week1
 

@@ -144,6 +144,7 @@ def test_report_says_what_the_scan_found_before_acting():
     assert report["scan"] == {"by_status": {"expiring": 1, "invalid": 1}, "notices_due": 1}
     assert report["totals"]["by_status"] == {"active": 2}
     assert build_report({"lab": after}, NOW)["scan"] is None
+    assert build_report({"lab": after}, NOW, scans={"lab": None})["scan"] is None
 
 
 def test_a_sliced_scans_summary_is_enough_for_mail_and_report():
