@@ -1,6 +1,6 @@
 """The demo's lease scenario on the seeded lab estate, and its summary.
 
-  python -m oslocalcloud.demo scenario --keys KEYS_PY --out VARS_JSON --mail-port N --reports DIR
+  python -m oslocalcloud.demo scenario --collections ROOT --out VARS_JSON --mail-port N --reports DIR
       writes a lease history onto the lab's resources (as if the automation had
       been running for weeks) and the variables the lease_cycle playbook runs with
   python -m oslocalcloud.demo summary --mails MAILS_JSON --reports DIR
@@ -12,7 +12,6 @@ stories again.
 """
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import sys
@@ -36,13 +35,11 @@ STORIES = [
 ]
 
 
-def load_keys(path):
-    """The collection's own lease key code: one place owns the key names and formats."""
-    spec = importlib.util.spec_from_file_location("osops_lease_keys", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+def lease_code(collections_root):
+    """The collection's own lease code (key names and formats, per-kind metadata writes), from the dev env."""
+    sys.path.insert(0, collections_root)
+    from ansible_collections.osops.lifecycle.plugins.module_utils._lease import keys, kinds
+    return keys, kinds
 
 
 def lab_resources(conn):
@@ -63,46 +60,8 @@ def lab_resources(conn):
     return sorted(out, key=lambda r: (r[3], r[0], r[2] or "", r[1]))
 
 
-def write_metadata(conn, kind, resource_id, values):
-    if kind == "server":
-        conn.compute.set_server_metadata(resource_id, **values)
-    elif kind == "volume":
-        conn.block_storage.set_volume_metadata(resource_id, **values)
-    elif kind == "snapshot":
-        conn.block_storage.set_snapshot_metadata(resource_id, **values)
-    else:
-        # a JSON patch of our own keys only (the SDK's update_image trips over multi-store Glance)
-        # "add" replaces a member that exists (RFC 6902)
-        patch = [{"op": "add", "path": "/" + key, "value": value} for key, value in values.items()]
-        conn.image.patch("/images/%s" % resource_id, json=patch,
-                         headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
-
-
-def clear_lease(conn, kind, resource_id, keys):
-    """Remove lease keys left by an earlier demo run, so each story starts clean."""
-    names = set(keys.all())
-    if kind == "server":
-        current = conn.compute.get_server_metadata(resource_id).metadata or {}
-        for key in names & set(current):
-            conn.compute.delete_server_metadata(resource_id, [key])
-    elif kind in ("volume", "snapshot"):
-        getter = conn.block_storage.get_volume if kind == "volume" else conn.block_storage.get_snapshot
-        deleter = (conn.block_storage.delete_volume_metadata if kind == "volume"
-                   else conn.block_storage.delete_snapshot_metadata)
-        current = getter(resource_id).metadata or {}
-        present = sorted(names & set(current))
-        if present:
-            deleter(resource_id, keys=present)
-    else:
-        image = conn.image.get_image(resource_id)
-        present = sorted(k for k in names if k in (image.properties or {}))
-        if present:
-            conn.image.patch("/images/%s" % resource_id, json=[{"op": "remove", "path": "/" + k} for k in present],
-                             headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
-
-
 def scenario(args):
-    keys_module = load_keys(args.keys)
+    keys_module, kinds = lease_code(args.collections)
     keys = keys_module.LeaseKeys()
     conn = common.connect("admin")
     now = datetime.now(UTC)
@@ -112,7 +71,6 @@ def scenario(args):
     told = {}
     for index, (kind, resource_id, name, project) in enumerate(lab_resources(conn)):
         story, expiry, notice, extra = STORIES[index % len(STORIES)]
-        clear_lease(conn, kind, resource_id, keys)
         if isinstance(expiry, (int, float)):
             expires = now + timedelta(days=expiry)
             values = {keys.expires: keys_module.format_time(expires)}
@@ -122,7 +80,11 @@ def scenario(args):
         else:
             values = {keys.expires: expiry}
         values.update(extra)
-        write_metadata(conn, kind, resource_id, values)
+        # each story starts clean: lease keys left by an earlier demo run go, only our keys are touched
+        adapter = kinds.adapter_for(kind, conn)
+        changes, removes = kinds.effective_change(adapter.find(resource_id)["metadata"], values,
+                                                  tuple(k for k in keys.all() if k not in values))
+        adapter.apply(resource_id, changes, removes)
         told.setdefault(story, []).append("%s %s (%s)" % (kind, name or resource_id, project))
     for story, _expiry, _notice, _extra in STORIES:
         print("  %-36s %s" % (story, "; ".join(told.get(story, [])) or "-"))
@@ -179,7 +141,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="oslocalcloud.demo", description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("scenario")
-    s.add_argument("--keys", required=True)
+    s.add_argument("--collections", required=True, help="the collections root holding osops.lifecycle")
     s.add_argument("--out", required=True)
     s.add_argument("--mail-port", type=int, default=8025)
     s.add_argument("--reports", required=True)

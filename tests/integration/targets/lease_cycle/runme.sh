@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # config, conf, mailsink and state come from lease_cycle/env.sh
 # The lease lifecycle end to end, as an operator runs it: the playbooks against the
 # local cloud, mail delivered to a real SMTP server on loopback, time moved forward
 # day by day through every milestone to removal (cycle.py shift).
 set -euxo pipefail
-config=$(cd ../.. && pwd)/integration_config.yml
-conf() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(" ".join(map(str, v)) if isinstance(v, list) else v)' "$config" "$1"; }
-OS_CLIENT_CONFIG_FILE=$(conf localcloud_clouds_yaml)
-export OS_CLIENT_CONFIG_FILE
-read -r -a mailsink <<< "$(conf mailsink)"
-state=$OUTPUT_DIR/estate.json
+. ./env.sh
 vars=$OUTPUT_DIR/cycle-vars.yml
 inventory=$OUTPUT_DIR/inventory.yml
 

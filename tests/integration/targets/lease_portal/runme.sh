@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # config, conf, mailsink and state come from lease_cycle/env.sh
 # The lease portal end to end: the lease_portal role deploys it, the lease cycle mails
 # its signed links to a real SMTP server, and a real headless browser (chromium) opens
 # the owner's link and extends a lease; tampered, replayed and prefetched links change nothing.
 set -euo pipefail   # no -x: the signing key must not reach the log
-config=$(cd ../.. && pwd)/integration_config.yml
-conf() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(" ".join(map(str, v)) if isinstance(v, list) else v)' "$config" "$1"; }
-OS_CLIENT_CONFIG_FILE=$(conf localcloud_clouds_yaml)
-export OS_CLIENT_CONFIG_FILE
-read -r -a mailsink <<< "$(conf mailsink)"
-state=$OUTPUT_DIR/estate.json
+. ../lease_cycle/env.sh
 home=$OUTPUT_DIR/portal
 port=8087
 portal=http://127.0.0.1:$port
