@@ -12,9 +12,30 @@ options:
   key_prefix:
     description:
       - Prefix of the metadata keys that hold a lease on the resource (C(<prefix>expires),
-        C(<prefix>notice), C(<prefix>extensions), C(<prefix>owner), C(<prefix>extend)).
+        C(<prefix>notice), C(<prefix>extensions), C(<prefix>owner), C(<prefix>extend), C(<prefix>exempt),
+        C(<prefix>seal)).
     type: str
     default: lease_
+  seal_key_file:
+    description:
+      - File with the operator's seal keys, one C(<key id> <secret>) per line (secrets of 32 characters or more,
+        for example from C(openssl rand -base64 48)). The first key seals every lease written; the others are
+        still accepted when reading, so a key can be rotated (see C(docs/leases.md)).
+      - The file must be a regular file that others cannot read (mode 0600 or 0640). Without a usable key file the
+        module fails before reading or writing anything.
+      - The key is read on the host the module runs on and never appears in results or logs.
+      - Defaults to the environment variable E(OSOPS_LEASE_SEAL_KEY_FILE), which an AWX credential can inject.
+    type: path
+  seal_enforced_from:
+    description:
+      - From this time (ISO 8601) on, every lease in the cloud is expected to carry a valid seal. A resource with
+        lease keys but no valid seal, or created before this time and found without any lease, is reported as
+        tampered and its lease is rebuilt from its creation time (never earlier than the last milestone plus
+        O(grace_days) from now, so its owner is still told once), with no extension left.
+      - Unset, or still in the future, means migrating from an unsealed version - leases without a seal are taken
+        over as they are (within the policy) and sealed. Set it to the time of your first run with a key.
+      - A seal that does not verify is tampering at any time.
+    type: str
   lifetime_days:
     description: Lease given to a resource seen without one, counted from its creation (the original C(keep_days)).
     type: float
@@ -61,7 +82,10 @@ options:
     elements: str
     default: []
   exempt_metadata:
-    description: Metadata key/value pairs that exempt a resource; the value V(*) matches any value.
+    description:
+      - Metadata key/value pairs that exempt a resource; the value must be equal, or V(*) matches any value.
+      - Owners can write metadata, so they can exempt their own resources this way; see O(sealed_exemptions_only)
+        of M(osops.lifecycle.lease_reap).
     type: dict
     default: {}
   exempt_cidrs:
@@ -73,7 +97,9 @@ options:
     description: A JMESPath expression over the resource record; a true result exempts it (needs jmespath).
     type: str
   exempt_image_visibilities:
-    description: Image visibilities that are exempt.
+    description:
+      - Image visibilities that are exempt. Image owners can make their images V(community) or V(shared)
+        themselves; only V(public) needs an admin under Glance's default policy.
     type: list
     elements: str
     default: [public, community]

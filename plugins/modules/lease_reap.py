@@ -28,6 +28,12 @@ description:
   - Fails (after doing everything else) when a removal or lease write failed; RV(removed) and RV(lease_writes)
     say which and why. A re-run picks up where it failed.
   - Never removes an exempt resource, one whose owner was not told, or one whose lease was read as invalid.
+  - Leases are sealed (O(seal_key_file)); the seal, not the readable keys, is the lease. A lease that its owner
+    edited is reported in RV(tampered) and its sealed values are written back; one whose seal was removed or
+    forged is rebuilt from the resource's creation time (see O(seal_enforced_from)). Each resource is decided on
+    its own; one that cannot be decided is V(invalid), never removed, and the run goes on for the others.
+  - Before an image is removed, every project's servers are checked for it, whatever O(kinds) and O(projects)
+    this run scans.
     If more than O(max_remove) resources (or O(max_remove_percent) of those scanned) would go, the run fails
     before changing anything.
   - In check mode (C(--check --diff)) it reports exactly what would be written and removed, and changes nothing.
@@ -107,6 +113,15 @@ options:
       - File (on the host the module runs on) to append one JSON line per lease write and per removal
         (before and after it). The same records are returned in RV(audit). Not written in check mode.
     type: path
+  sealed_exemptions_only:
+    description:
+      - Honour only exemptions an owner cannot make themselves - O(exempt_users), O(exempt_projects),
+        O(exempt_ids), V(public) in O(exempt_image_visibilities), and exemptions an operator sealed with
+        M(osops.lifecycle.resource_lease) (O(osops.lifecycle.resource_lease#module:exempt)).
+      - Without it, owners can exempt their own resources by writing a name, metadata, address, image
+        visibility or C(protected) flag that an exemption rule matches (see the threat model in C(docs/leases.md)).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - osops.lifecycle.lease_policy
   - openstack.cloud.openstack
@@ -206,6 +221,13 @@ decisions:
     region:
       description: "Region of the connection."
       type: str
+    seal:
+      description: "sealed, adopted (an unsealed lease taken over), new or tampered."
+      type: str
+    tampered:
+      description: "What was changed by someone other than the collection (empty if nothing)."
+      type: list
+      elements: str
   sample:
     - {kind: server, id: 2d1c..., name: web-1, project_name: lab-alpha, owner: alice@example.org, owner_source: user,
        status: expiring, action: notify, milestone_days: 7, expires: "2026-12-01T00:00:00Z", days_left: 7}
@@ -230,6 +252,14 @@ counts:
   type: dict
 requests:
   description: Owners' extension requests handled (or, in check mode, that would be).
+  returned: always
+  type: list
+  elements: dict
+tampered:
+  description:
+    - Resources whose lease someone other than the collection changed - each with C(changes) (C(key), the value
+      C(found), the C(sealed) one), a C(note) and the C(reason) of the decision. Their sealed values are written
+      back (O(write_leases)); tampering never buys time and never makes anything removable earlier.
   returned: always
   type: list
   elements: dict
@@ -265,16 +295,29 @@ now:
   description: The time the policy was evaluated at (O(as_of) if given).
   returned: always
   type: str
+look_ahead:
+  description: Whether O(as_of) lies in the future (a preview that changes nothing).
+  returned: always
+  type: bool
+region:
+  description: Region of the connection.
+  returned: always
+  type: str
+run_id:
+  description: Id of this run in the audit records (null when the run stopped before acting).
+  returned: always
+  type: str
 """
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._base import LifecycleModule
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit import AuditError
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.decide import ReapOptions
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import (
-    CapExceeded, LeaseRun, RunSettings, diff_lines,
+    CapExceeded, LeaseRun, RunSettings, SealKeyMismatch, diff_lines,
 )
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
     POLICY_ARGUMENT_SPEC, OptionError, exemptions_from_params, keys_from_params, now_from_params, policy_from_params,
+    seals_from_params,
 )
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap import KIND_ORDER
 
@@ -297,13 +340,23 @@ class LeaseReapModule(LifecycleModule):
         owner_fallback=dict(type="str"),
         owner_project_attribute=dict(type="str", default="contact_email"),
         audit_log=dict(type="path"),
+        sealed_exemptions_only=dict(type="bool", default=False),
     )
 
     def settings(self) -> RunSettings:
         p = self.params
+        for name, low, high in (("max_remove", 0, None), ("max_remove_percent", 0, 100), ("workers", 1, 256),
+                                ("wait_timeout", 1, None)):
+            value = p[name]
+            if value != value or value < low or (high is not None and value > high):
+                raise OptionError("%s must be %s, not %r" % (name, "from %s to %s" % (low, high) if high is not None
+                                                             else "at least %s" % low, value))
         now, look_ahead = now_from_params(p)
+        policy, keys = policy_from_params(p), keys_from_params(p)
+        seals = seals_from_params(p, policy, keys, now)
         return RunSettings(
-            policy=policy_from_params(p), keys=keys_from_params(p), exemptions=exemptions_from_params(p),
+            policy=policy, keys=keys, exemptions=exemptions_from_params(p, p["sealed_exemptions_only"]),
+            keyring=seals.keyring, enforced_from=seals.enforced_from,
             now=now, look_ahead=look_ahead, kinds=tuple(k for k in KIND_ORDER if k in p["kinds"]),
             projects=p["projects"], all_projects=p["all_projects"], reap=p["reap"],
             options=ReapOptions(p["server_action"], p["image_action"], p["handle_requests"]),
@@ -316,7 +369,7 @@ class LeaseReapModule(LifecycleModule):
         try:
             settings = self.settings()
             result = LeaseRun(self.conn, settings).run()
-        except (OptionError, ValueError, AuditError) as error:
+        except (OptionError, ValueError, AuditError, SealKeyMismatch) as error:
             self.fail_json(msg=str(error))
         except CapExceeded as error:
             self.fail_json(msg=str(error), **error.result)

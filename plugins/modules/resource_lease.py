@@ -58,7 +58,9 @@ options:
     type: bool
     default: false
   owner:
-    description: With O(state=present), the owner e-mail override to store; an empty string removes it.
+    description:
+      - With O(state=present), the owner e-mail override to store (sealed, so only an operator can set it; one plain
+        address); an empty string removes it.
     type: str
   milestone_days:
     description: With O(state=notified), the milestone (days before expiry) whose notice was sent.
@@ -71,6 +73,18 @@ options:
       - The owner is found as M(osops.lifecycle.lease_reap) finds it - the lease's owner override, else the
         Keystone user's e-mail, else the project's contact address (O(owner_project_attribute)). Letter case is
         ignored.
+    type: str
+  only_owner_user:
+    description:
+      - Act only on resources of this Keystone user (name or id) - those the user made (Nova's or Cinder's
+        C(user_id)) or whose owner address is the user's Keystone e-mail; any other resource is refused.
+      - For AWX job templates, pass the launching AWX user's name (C(awx_user_name)), which AWX users cannot edit
+        themselves, never C(awx_user_email), which they can.
+    type: str
+  exempt:
+    description:
+      - With O(state=present), seal an operator's exemption with this reason (the resource is never touched, even
+        with O(osops.lifecycle.lease_reap#module:sealed_exemptions_only)); an empty string removes it.
     type: str
   owner_project_attribute:
     description: Keystone project attribute holding the project's contact address (with O(only_owner)).
@@ -161,13 +175,20 @@ resources:
       description: "Why, in words."
       type: str
     owner:
-      description: The resource's owner address (only with O(only_owner), and not for a refused resource).
+      description: The resource's owner address (only with O(only_owner) or O(only_owner_user), and not for a refused resource).
       type: str
+    seal:
+      description: "How the lease was found - sealed, adopted (unsealed, taken over), new or tampered."
+      type: str
+    tampered:
+      description: "Lease keys someone other than the collection changed; their sealed values are written back."
+      type: list
+      elements: str
     changed:
       description: "Whether the lease was (or in check mode would be) written."
       type: bool
     before:
-      description: The lease before - expires, days_left, notice (milestone_days, sent, for_expiry), extensions, owner, extend_request_days, problems.
+      description: The lease before - expires, days_left, notice (milestone_days, sent, for_expiry), extensions, owner, exempt, extend_request_days, problems.
       type: dict
     after:
       description: "The lease after, in the same shape."
@@ -184,7 +205,7 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit impor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.edit import EditError, EditRequest
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import LeaseEditor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
-    POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, now_from_params, policy_from_params,
+    POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, now_from_params, policy_from_params, seals_from_params,
 )
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap import KIND_ORDER
 
@@ -195,6 +216,8 @@ class ResourceLeaseModule(LifecycleModule):
         kind=dict(type="str", choices=list(KIND_ORDER)),
         resource=dict(type="str"),
         only_owner=dict(type="str"),
+        only_owner_user=dict(type="str"),
+        exempt=dict(type="str"),
         owner_project_attribute=dict(type="str", default="contact_email"),
         resources=dict(type="list", elements="dict"),
         state=dict(type="str", choices=["present", "extended", "absent", "notified"], default="present"),
@@ -233,7 +256,7 @@ class ResourceLeaseModule(LifecycleModule):
         notified = p["state"] == "notified"
         return EditRequest(
             state=p["state"], expires=p["expires"], lease_days=p["lease_days"], extend_days=p["extend_days"],
-            as_operator=p["as_operator"], owner=p["owner"],
+            as_operator=p["as_operator"], owner=p["owner"], exempt=p["exempt"],
             milestone_days=target.get("milestone_days", p["milestone_days"]) if notified else p["milestone_days"],
             for_expiry=target.get("expires") if notified else None,
         )
@@ -243,10 +266,11 @@ class ResourceLeaseModule(LifecycleModule):
         try:
             now, look_ahead = now_from_params(p)
             requests = [(target, self.request_for(target)) for target in self.targets()]
-            editor = LeaseEditor(self.conn, policy_from_params(p), keys_from_params(p), now, look_ahead,
-                                 self.check_mode, p["all_projects"], p["audit_log"], p["only_owner"],
+            policy, keys = policy_from_params(p), keys_from_params(p)
+            editor = LeaseEditor(self.conn, seals_from_params(p, policy, keys, now), look_ahead, self.check_mode,
+                                 p["all_projects"], p["audit_log"], p["only_owner"], p["only_owner_user"],
                                  p["owner_project_attribute"])
-        except (OptionError, EditError, AuditError) as error:
+        except (OptionError, EditError, AuditError, ValueError) as error:
             self.fail_json(msg=str(error))
         try:
             results = [editor.edit(target, request) for target, request in requests]

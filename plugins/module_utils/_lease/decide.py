@@ -18,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable
 
-from .keys import LeaseKeys, LeaseRecord, LeaseValueError, format_time, lease_metadata, parse_time, read_lease
+from .keys import LeaseKeys, LeaseRecord, LeaseValueError, effective_change, format_time, parse_time, read_lease, shorten
 from .owners import Owner
-from .policy import NONE, NOTIFY, REMOVE, WRITE_LEASE, Decision, Policy, classify, extend
+from .policy import INVALID, NONE, NOTIFY, REMOVE, WRITE_LEASE, Decision, Policy, classify, extend
 from .reap import DigestItem, Key, in_use_reason, kind_rank
+from .trust import SealContext, TrustedLease, sealed_values, trust_lease
 
 # Removal verbs per kind; the first is the default.
 VERBS = {"server": ("delete", "shelve", "stop"), "snapshot": ("delete",), "volume": ("delete",),
@@ -68,6 +69,12 @@ class Outcome:
     remove_keys: tuple[str, ...] = ()
     verb: str | None = None        # REMOVE: delete, shelve, stop or deactivate
     users: frozenset[Key] = frozenset()
+    trusted: TrustedLease | None = None
+    seal_after: str | None = None  # the seal the resource holds once this run's write is made
+
+    @property
+    def tampered(self) -> list[dict]:
+        return [change.as_dict() for change in self.trusted.changes] if self.trusted else []
 
     @property
     def key(self) -> Key:
@@ -90,6 +97,8 @@ class Outcome:
             "expires": format_time(decision.expires) if decision.expires else None,
             "days_left": self.days_left(now), "milestone_days": decision.milestone_days,
             "lease_problems": dict(self.lease.problems),
+            "seal": self.trusted.seal if self.trusted else None,
+            "tampered": [str(change) for change in self.trusted.changes] if self.trusted else [],
             "request": self.request.as_dict() if self.request else None,
             "writes": {"set": dict(self.set_values), "remove": list(self.remove_keys)} if self.writes else None,
         }
@@ -135,21 +144,17 @@ def users_of(records: list[dict]) -> dict[Key, set[Key]]:
 
 
 def handle_request(policy: Policy, keys: LeaseKeys, lease: LeaseRecord, now: datetime,
-                   raw: str) -> tuple[RequestOutcome, LeaseRecord, dict[str, str]]:
-    """Grant or refuse an owner's extension request; the request key is removed either way.
-
-    Returns the outcome, the lease as it is after the request, and the values to write.
-    """
+                   raw: str) -> tuple[RequestOutcome, LeaseRecord]:
+    """Grant or refuse an owner's extension request (counted in the sealed state); returns the lease after it."""
+    handled = replace(lease, extend_request_days=None, has_extend_request=False)
     if lease.extend_request_days is None:
-        return RequestOutcome(raw, False, "not a number of days: %r (use e.g. %s=30)" % (raw, keys.extend_request)), \
-            lease, {}
+        return RequestOutcome(shorten(raw), False, "not a number of days: %s (use e.g. %s=30)"
+                              % (shorten(raw), keys.extend_request)), handled
     extension = extend(policy, lease, lease.extend_request_days, now)
     if not extension.granted:
-        return RequestOutcome(raw, False, extension.reason), lease, {}
-    granted = replace(lease, expires=extension.expires, extensions=extension.extensions,
-                      extend_request_days=None, has_extend_request=False)
-    values = lease_metadata(keys, expires=extension.expires, extensions=extension.extensions)
-    return RequestOutcome(raw, True, extension.reason, extension.expires), granted, values
+        return RequestOutcome(shorten(raw), False, extension.reason), handled
+    granted = replace(handled, expires=extension.expires, extensions=extension.extensions)
+    return RequestOutcome(shorten(raw), True, extension.reason, extension.expires), granted
 
 
 def created_time(record: dict) -> datetime | None:
@@ -159,48 +164,89 @@ def created_time(record: dict) -> datetime | None:
         return None
 
 
+def lease_writes(seals: SealContext, record: dict, lease: LeaseRecord,
+                 drop_request: bool) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The keys to set and remove so the resource stores exactly ``lease``, sealed (an ``effective_change``)."""
+    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    wanted = sealed_values(seals, record["kind"], record["id"], lease)
+    unwanted = [key for key in seals.keys.written() if key not in wanted]
+    if drop_request:
+        unwanted.append(seals.keys.extend_request)
+    return effective_change(metadata, wanted, unwanted)
+
+
+def decide_one(record: dict, seals: SealContext, exemption: Callable[[dict], str | None],
+               owner_of: Callable[[dict, LeaseRecord], Owner], options: ReapOptions,
+               users: frozenset[Key], removing: set[Key]) -> Outcome:
+    """One resource's decision; may raise (``decide_scan`` turns that into an ``invalid`` outcome)."""
+    policy, keys, now = seals.policy, seals.keys, seals.now
+    if record.get("record_error"):
+        raise ValueError(record["record_error"])
+    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    created = created_time(record)
+    trusted = trust_lease(seals, record["kind"], record["id"], metadata, read_lease(metadata, keys), created)
+    lease = trusted.lease
+    exempt = ("sealed exemption: %s" % shorten(lease.exempt)) if lease.exempt else exemption(record)
+    request = None
+    if exempt is None and options.handle_requests and lease.has_extend_request:
+        request, lease = handle_request(policy, keys, lease, now, str(metadata.get(keys.extend_request)))
+    decision = classify(policy, lease, now, created, exempt, in_use_reason(users, removing))
+    if trusted.tampered:
+        decision = replace(decision, reason="lease tampered (%s; sealed values restored); %s" % (
+            trusted.note or "; ".join(str(change) for change in trusted.changes[:3]), decision.reason))
+    set_values: dict[str, str] = {}
+    remove_keys: tuple[str, ...] = ()
+    if exempt is None:
+        final = lease
+        if decision.action == WRITE_LEASE:
+            final = replace(final, expires=decision.write_expires, problems={},
+                            notice=None if keys.notice in lease.problems else final.notice)
+        set_values, remove_keys = lease_writes(seals, record, final, request is not None)
+        lease = final
+    verb = None
+    if decision.action == REMOVE:
+        verb = options.verb(record["kind"])
+        if record.get("status") in DONE_STATUSES.get(verb, ()):
+            decision = replace(decision, action=NONE, reason="%s; already %s" % (decision.reason, PAST[verb]))
+            verb = None
+        elif verb == "delete":
+            removing.add(Key(record["kind"], record["id"]))
+    owner = owner_of(record, lease)
+    if decision.action == NOTIFY and not owner.known:
+        decision = replace(decision, reason="%s; nobody to notify (%s), so never removed"
+                           % (decision.reason, owner.note or "no owner"))
+    return Outcome(record, lease, decision, owner, request, set_values, remove_keys, verb, users, trusted,
+                   set_values.get(keys.seal, metadata.get(keys.seal)))
+
+
 def decide_scan(
     records: list[dict],
-    policy: Policy,
-    keys: LeaseKeys,
-    now: datetime,
+    seals: SealContext,
     exemption: Callable[[dict], str | None],
     owner_of: Callable[[dict, LeaseRecord], Owner],
     options: ReapOptions = ReapOptions(),
+    elsewhere: list[dict] = (),
 ) -> list[Outcome]:
-    """Decide every resource of a scan, in dependency order (servers first, images last)."""
-    users = users_of(records)
+    """Decide every resource of a scan, in dependency order (servers first, images last).
+
+    ``elsewhere``: resources outside this scan (other kinds or projects) that may use
+    the scanned ones; they are never decided, only counted as users. One resource
+    that cannot be decided (whatever it holds) is ``invalid`` and the others go on.
+    """
+    users = users_of(list(records) + list(elsewhere))
     removing: set[Key] = set()
     outcomes = []
-    for record in sorted(records, key=lambda r: (kind_rank(r["kind"]), r.get("project_id") or "", r["id"])):
-        key = Key(record["kind"], record["id"])
-        lease = read_lease(record.get("metadata"), keys)
-        exempt = exemption(record)
-        request = None
-        set_values: dict[str, str] = {}
-        remove_keys: tuple[str, ...] = ()
-        if exempt is None and options.handle_requests and lease.has_extend_request:
-            raw = str((record.get("metadata") or {}).get(keys.extend_request))
-            request, lease, set_values = handle_request(policy, keys, lease, now, raw)
-            remove_keys = (keys.extend_request,)
-        my_users = frozenset(users.get(key, ()))
-        decision = classify(policy, lease, now, created_time(record), exempt, in_use_reason(my_users, removing))
-        owner = owner_of(record, lease)
-        if decision.action == WRITE_LEASE:
-            set_values.update(lease_metadata(keys, expires=decision.write_expires))
-            remove_keys += decision.drop_keys
-        verb = None
-        if decision.action == REMOVE:
-            verb = options.verb(record["kind"])
-            if record.get("status") in DONE_STATUSES.get(verb, ()):
-                decision = replace(decision, action=NONE, reason="%s; already %s" % (decision.reason, PAST[verb]))
-                verb = None
-            elif verb == "delete":
-                removing.add(key)
-        if decision.action == NOTIFY and not owner.known:
-            decision = replace(decision, reason="%s; nobody to notify (%s), so never removed"
-                               % (decision.reason, owner.note or "no owner"))
-        outcomes.append(Outcome(record, lease, decision, owner, request, set_values, remove_keys, verb, my_users))
+    for record in sorted(records, key=lambda r: (kind_rank(r["kind"]), str(r.get("project_id") or ""), str(r["id"]))):
+        my_users = frozenset(users.get(Key(record["kind"], record["id"]), ()))
+        try:
+            outcome = decide_one(record, seals, exemption, owner_of, options, my_users, removing)
+        except Exception as error:  # pylint: disable=broad-except
+            # never stop the scan for the others; never remove what could not be decided
+            outcome = Outcome(record, LeaseRecord(), Decision(INVALID, NONE, "could not be decided: %s: %s" % (
+                type(error).__name__, shorten(str(error), 200))), Owner(None, None, note="not decided"),
+                users=my_users, seal_after=(record.get("metadata") or {}).get(seals.keys.seal)
+                if isinstance(record.get("metadata"), dict) else None)
+        outcomes.append(outcome)
     return outcomes
 
 

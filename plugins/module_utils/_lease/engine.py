@@ -18,15 +18,25 @@ from datetime import datetime
 
 from .._errors import describe_sdk_error
 from .audit import AuditLog
-from .decide import Outcome, ReapOptions, counts, created_time, decide_scan, identity, to_notify
+from .decide import Outcome, ReapOptions, counts, created_time, decide_scan, identity, lease_writes, to_notify
 from .edit import EditRequest, lease_view, plan_edit
 from .exempt import CompiledExemptions
-from .keys import LeaseKeys, format_time, read_lease
-from .kinds import adapter_for, effective_change
+from .keys import LeaseKeys, effective_change, format_time, read_lease
+from .kinds import adapter_for
 from .owners import KeystoneDirectory
 from .policy import REMOVE, Policy
-from .reap import KIND_ORDER, check_cap, owner_digest
+from .reap import KIND_ORDER, USES, check_cap, owner_digest
 from .reaper import Reaper
+from .seal import Keyring
+from .trust import SEALED, TAMPERED, SealContext, trust_lease
+
+
+class SealKeyMismatch(Exception):
+    """No seal in the scan verifies with the key file: the wrong key, not a cloud of tampered leases."""
+
+
+# With this many seals found and not one verifying, the run stops before writing anything.
+WRONG_KEY_EVIDENCE = 3
 
 
 class CapExceeded(Exception):
@@ -76,6 +86,14 @@ class RunSettings:
     check_mode: bool = True
 
 
+    keyring: Keyring | None = None
+    enforced_from: datetime | None = None
+
+    @property
+    def seals(self) -> SealContext:
+        return SealContext(self.keyring, self.keys, self.policy, self.now, self.enforced_from)
+
+
 class LeaseRun:
     def __init__(self, conn, settings: RunSettings):
         self.conn = conn
@@ -105,27 +123,54 @@ class LeaseRun:
             record["user_name"] = user.name if user else None
         return records
 
+    def users_elsewhere(self) -> list[dict]:
+        """Resources outside this scan that may use what it scanned: every user kind of the whole cloud that the
+        scan did not list in full (another kind, another project). In use means in use anywhere."""
+        scanned_all = not self.s.projects and self.s.all_projects
+        needed = {user for kind in self.s.kinds for user in USES.get(kind, ())}
+        records = []
+        for kind in KIND_ORDER:
+            if kind in needed and not (scanned_all and kind in self.s.kinds):
+                records.extend((self.adapters.get(kind) or adapter_for(kind, self.conn)).records(True, None))
+        return records
+
     def write(self, outcomes: list[Outcome], audit: AuditLog) -> list[dict]:
-        """Write enrolments, repairs and handled requests; one failure never stops the others."""
+        """Write enrolments, repairs, restored seals and handled requests; one failure never stops the others."""
         pending = [o for o in outcomes if o.writes]
 
         def write_one(outcome: Outcome) -> dict:
             record = outcome.record
-            values, remove = effective_change(record["metadata"], outcome.set_values, outcome.remove_keys)
-            return write_lease_keys(self.adapters[record["kind"]], record, values, remove, audit,
-                                    self.changes_allowed, status=outcome.decision.status)
+            written = write_lease_keys(self.adapters[record["kind"]], record, outcome.set_values, outcome.remove_keys,
+                                       audit, self.changes_allowed, status=outcome.decision.status,
+                                       seal=outcome.trusted.seal if outcome.trusted else None,
+                                       tampered=outcome.tampered)
+            if written["outcome"] != "written":
+                # the resource keeps the seal it had: the reaper must expect that one
+                outcome.seal_after = (record.get("metadata") or {}).get(self.s.keys.seal)
+            return written
 
         if not pending:
             return []
         with ThreadPoolExecutor(max_workers=min(self.s.workers, len(pending))) as pool:
             return list(pool.map(write_one, pending))
 
+    def check_key(self, outcomes: list[Outcome]) -> None:
+        """Refuse to go on when seals exist and none verifies: a wrong key file would rebuild every lease."""
+        found = [o for o in outcomes if o.trusted and o.trusted.note and o.lease is not None
+                 and (o.record.get("metadata") or {}).get(self.s.keys.seal)]
+        verified = [o for o in outcomes if o.trusted and o.trusted.seal in (SEALED, TAMPERED) and not o.trusted.note]
+        if len(found) >= WRONG_KEY_EVIDENCE and not verified:
+            raise SealKeyMismatch(
+                "%d resources carry a seal and not one verifies with the key file (key ids %s): is it the wrong key "
+                "file? Nothing was written or removed." % (len(found), ", ".join(self.s.keyring.ids)))
+
     def run(self) -> dict:
         started = time.monotonic()
         records = self.scan()
+        elsewhere = self.users_elsewhere() if self.s.reap or self.s.write_leases else []
         owner_of = self.directory.owner_lookup(self.s.owner_fallback)
-        outcomes = decide_scan(records, self.s.policy, self.s.keys, self.s.now, self.s.exemptions.reason, owner_of,
-                               self.s.options)
+        outcomes = decide_scan(records, self.s.seals, self.s.exemptions.reason, owner_of, self.s.options, elsewhere)
+        self.check_key(outcomes)
         removals = [o for o in outcomes if o.decision.action == REMOVE and o.verb]
         cap = check_cap(len(removals), len(outcomes), self.s.max_remove, self.s.max_remove_percent)
         # the cap is checked before anything is written, so a refused run changes nothing at all
@@ -133,7 +178,12 @@ class LeaseRun:
             raise CapExceeded(cap, self.result(outcomes, [], [], None, cap, started))
         audit = AuditLog(self.s.audit_path, check_mode=not self.changes_allowed)
         try:
-            writes = self.write(outcomes, audit) if self.s.write_leases else []
+            if self.s.write_leases:
+                writes = self.write(outcomes, audit)
+            else:
+                writes = []
+                for outcome in outcomes:
+                    outcome.seal_after = (outcome.record.get("metadata") or {}).get(self.s.keys.seal)
             removed = []
             if self.s.reap:
                 reaper = Reaper(self.adapters, self.s.keys, audit, self.s.workers, self.s.timeout)
@@ -152,6 +202,9 @@ class LeaseRun:
         requests = [dict(kind=o.record["kind"], id=o.record["id"], name=o.record.get("name"), owner=o.owner.email,
                          **o.request.as_dict()) for o in outcomes if o.request]
         unowned = [d for d in decisions if not d["owner"] and d["action"] == "notify"]
+        tampered = [dict(identity(o.record), owner=o.owner.email, changes=o.tampered,
+                         note=o.trusted.note if o.trusted else None, reason=o.decision.reason)
+                    for o in outcomes if o.trusted and o.trusted.tampered]
         wrote = any(w["outcome"] == "written" for w in writes)
         changed_by_removal = any(r["outcome"] == "removed" for r in removed)
         if self.s.look_ahead:
@@ -170,6 +223,7 @@ class LeaseRun:
             "counts": counts(outcomes),
             "requests": requests,
             "unowned": unowned,
+            "tampered": tampered,
             "lease_writes": writes,
             "removed": removed,
             "cap": cap,
@@ -209,21 +263,41 @@ def diff_lines(result: dict) -> str:
 
 
 class LeaseEditor:
-    """Carries out ``plan_edit`` on resources named by kind and id or name (``resource_lease``)."""
+    """Carries out ``plan_edit`` on resources named by kind and id or name (``resource_lease``, the portal).
 
-    def __init__(self, conn, policy: Policy, keys: LeaseKeys, now: datetime, look_ahead: bool, check_mode: bool,
-                 all_projects: bool = True, audit_path: str | None = None, only_owner: str | None = None,
+    Self-service front ends name who asks: ``only_owner`` (an address the caller cannot choose, such as the
+    one a signed portal link names) or ``only_owner_user`` (a Keystone user name or id, such as the AWX user
+    name); any resource not theirs is refused without naming its owner.
+    """
+
+    def __init__(self, conn, seals: SealContext, look_ahead: bool, check_mode: bool, all_projects: bool = True,
+                 audit_path: str | None = None, only_owner: str | None = None, only_owner_user: str | None = None,
                  contact_attribute: str = "contact_email"):
         self.conn = conn
-        # self-service: only the owner's own resources (the owner found as lease_reap finds it)
+        self.seals = seals
         self.only_owner = only_owner.strip().lower() if only_owner else None
-        self.owner_of = KeystoneDirectory(conn, contact_attribute).owner_lookup() if only_owner else None
-        self.policy = policy
-        self.keys = keys
-        self.now = now
+        self.only_owner_user = only_owner_user
+        self.directory = KeystoneDirectory(conn, contact_attribute)
+        self.owner_of = self.directory.owner_lookup() if (only_owner or only_owner_user) else None
+        self.caller = self.directory.find_user(only_owner_user) if only_owner_user else None
         self.changes_allowed = not (check_mode or look_ahead)
         self.all_projects = all_projects
         self.audit = AuditLog(audit_path, check_mode=not self.changes_allowed)
+
+    def _refusal(self, record: dict, lease) -> str | None:
+        """Why the caller may not change this resource (None: they may). Never names the real owner."""
+        if self.owner_of is None:
+            return None
+        owner = (self.owner_of(record, lease).email or "").strip().lower()
+        if self.only_owner is not None and owner != self.only_owner:
+            return "not a resource of %s" % self.only_owner
+        if self.only_owner_user is not None:
+            caller = self.caller
+            mine = caller is not None and (record.get("user_id") == caller.id
+                                           or (caller.email and owner == caller.email.strip().lower()))
+            if not mine:
+                return "not a resource of user %s" % self.only_owner_user
+        return None
 
     def edit(self, target: dict, request: EditRequest) -> dict:
         """One resource: read, plan, write; the result says what happened (never raises for the cloud's errors)."""
@@ -236,25 +310,31 @@ class LeaseEditor:
             return dict(result, outcome="failed", reason=describe_sdk_error(error))
         if record is None:
             return dict(result, outcome="missing", reason="no %s %s" % (target["kind"], name_or_id))
-        lease = read_lease(record["metadata"], self.keys)
+        result.update(id=record["id"], name=record["name"])
+        seals = self.seals
+        stored = read_lease(record["metadata"], seals.keys)
+        trusted = trust_lease(seals, record["kind"], record["id"], record["metadata"], stored, created_time(record))
+        refusal = self._refusal(record, trusted.lease)
+        if refusal:
+            return dict(result, outcome="refused", reason=refusal)
         if self.owner_of is not None:
-            owner = self.owner_of(record, lease).email
-            if (owner or "").strip().lower() != self.only_owner:
-                # the refusal does not name the real owner: the asker may be anyone with a job template
-                return dict(result, id=record["id"], name=record["name"], outcome="refused",
-                            reason="not a resource of %s" % self.only_owner)
-            result["owner"] = owner
-        change = plan_edit(self.policy, self.keys, lease, request, self.now, created_time(record))
-        changes, removes = effective_change(record["metadata"], change.set_values, change.remove_keys)
-        metadata = {k: v for k, v in record["metadata"].items() if k not in removes}
-        metadata.update(changes)
-        result.update(id=record["id"], name=record["name"], project_id=record["project_id"], outcome=change.outcome,
-                      reason=change.reason, before=lease_view(lease, self.now),
-                      after=lease_view(read_lease(metadata, self.keys), self.now))
+            result["owner"] = self.owner_of(record, trusted.lease).email
+        change = plan_edit(seals.policy, seals.keys, trusted.lease, request, seals.now, created_time(record))
+        if change.lease is None:
+            changes, removes = effective_change(record["metadata"], {}, [k for k in seals.keys.all()])
+        else:
+            changes, removes = lease_writes(seals, record, change.lease, drop_request=False)
+        reason = change.reason
+        if trusted.tampered:
+            reason += "; lease tampered (%s), sealed values restored" % (
+                trusted.note or "; ".join(str(c) for c in trusted.changes[:3]))
+        result.update(project_id=record["project_id"], outcome=change.outcome, reason=reason, seal=trusted.seal,
+                      tampered=[str(c) for c in trusted.changes], before=lease_view(trusted.lease, seals.now),
+                      after=lease_view(change.lease, seals.now))
         if not (changes or removes):
             return result
         written = write_lease_keys(adapter, record, changes, removes, self.audit, self.changes_allowed,
-                                   state=request.state, reason=change.reason)
+                                   state=request.state, reason=reason, seal=trusted.seal, tampered=result["tampered"])
         if written["outcome"] == "failed":
             return dict(result, outcome="failed", reason=written["error"])
         return dict(result, changed=True)

@@ -4,6 +4,12 @@
 
 """Exemptions: what the lease policy never touches (pure).
 
+Which rules an owner can trigger on their own resources (they write names,
+metadata, image visibility ``community``/``shared``, ``protected``, their
+servers' addresses): every rule but users, projects, ids and public images.
+``sealed_only`` keeps just those, plus exemptions an operator sealed with
+``resource_lease`` (``<prefix>exempt``, checked in ``decide``).
+
 A resource is seen here as a plain dict (the scan step's record):
 ``kind``, ``id``, ``name``, ``project_id``, ``project_name``, ``user_id``,
 ``user_name``, ``metadata`` (dict), ``addresses`` (list of IP strings, servers),
@@ -47,8 +53,10 @@ class Exemptions:
 class CompiledExemptions:
     """Exemptions with CIDRs and the JMESPath expression parsed once per run."""
 
-    def __init__(self, exemptions: Exemptions):
+    def __init__(self, exemptions: Exemptions, sealed_only: bool = False):
         self.e = exemptions
+        # only rules an owner cannot trigger: users, projects, ids, public images (and sealed exemptions, in decide)
+        self.sealed_only = sealed_only
         self.networks = []
         if exemptions.cidrs:
             if not HAS_NETADDR:
@@ -78,14 +86,19 @@ class CompiledExemptions:
                 return "project %s is exempt" % resource[key]
         if resource.get("id") in e.resource_ids:
             return "resource id is exempt"
-        name = resource.get("name") or ""
+        if resource.get("kind") == "image" and resource.get("visibility") == "public" \
+                and "public" in e.image_visibilities:
+            return "public image"
+        if self.sealed_only:
+            return None
+        name = resource.get("name") if isinstance(resource.get("name"), str) else ""
         for glob in e.name_globs:
             if fnmatch.fnmatchcase(name, glob):
                 return "name matches %s" % glob
         metadata = resource.get("metadata") or {}
         for key, value in e.metadata:
             if key in metadata and (value == "*" or str(metadata[key]) == value):
-                return "metadata %s=%s" % (key, metadata[key])
+                return "metadata %s=%s" % (key, str(metadata[key])[:60])
         if resource.get("kind") == "image" and resource.get("protected"):
             return "protected image"
         if resource.get("kind") == "image" and resource.get("visibility") in e.image_visibilities:

@@ -19,6 +19,7 @@ import threading
 import time
 
 from .decide import DONE_STATUSES, PAST
+from .keys import effective_change  # noqa: F401  (the adapters' apply takes one)
 
 IMAGE_PATCH = "application/openstack-images-v2.1-json-patch"
 # Image attributes that are Glance's own, not custom properties.
@@ -27,17 +28,6 @@ IMAGE_CORE = frozenset((
     "size", "virtual_size", "min_ram", "min_disk", "disk_format", "container_format", "created_at", "updated_at",
     "tags", "self", "file", "schema", "direct_url", "locations", "os_hidden", "stores",
 ))
-
-
-def effective_change(current: dict, values: dict, remove) -> tuple[dict, tuple]:
-    """What really changes: values that differ, keys that are there and not being set.
-
-    Removing a key that is not there is dropped here, because Nova and Cinder
-    answer 404 to it.
-    """
-    values = {key: str(value) for key, value in values.items() if current.get(key) != str(value)}
-    remove = tuple(sorted(key for key in remove if key in current and key not in values))
-    return values, remove
 
 
 def _addresses(server) -> list[str]:
@@ -51,9 +41,18 @@ class Adapter:
         self.conn = conn
 
     def records(self, all_projects: bool = True, project_id: str | None = None):
-        """Every resource visible (all projects, or one project's), as records."""
+        """Every resource visible (all projects, or one project's), as records.
+
+        A resource whose fields cannot be read (owners write some of them) becomes a record with
+        ``record_error``: it is reported and never acted on, and the listing goes on.
+        """
         for resource in self.list(all_projects, project_id):
-            yield self.to_record(resource)
+            try:
+                yield self.to_record(resource)
+            except Exception as error:  # pylint: disable=broad-except
+                yield {"kind": self.kind, "id": str(getattr(resource, "id", "")), "name": str(getattr(resource, "name", "")),
+                       "status": None, "project_id": getattr(resource, "project_id", None), "user_id": None,
+                       "created_at": None, "metadata": {}, "record_error": "unreadable resource: %s" % error}
 
     def list(self, all_projects: bool, project_id: str | None):
         raise NotImplementedError
@@ -81,6 +80,14 @@ class Adapter:
         call each).
         """
         raise NotImplementedError
+
+    def in_use_now(self, record: dict) -> str | None:
+        """Asked right before a removal: who uses the resource now, anywhere in the cloud (None: nobody).
+
+        Kinds whose service refuses to delete what is in use (Cinder: attached volumes, volumes
+        with snapshots) need no check of their own; Glance removes images whatever boots from them.
+        """
+        return None
 
     def record(self, resource, project_id, user_id, metadata, **extra) -> dict:
         """The fields every kind's record has, plus the kind's own."""
@@ -207,17 +214,27 @@ class Images(Adapter):
     def list(self, all_projects, project_id):
         # an admin sees every image in the list; a member sees their own, shared and public ones.
         # Glance pages by 25 unless asked; 1000 is its default api_limit_max.
+        # visibility=all: Glance leaves community images out of listings unless asked
         filters = {"owner": project_id} if project_id else {}
-        return self.conn.image.images(limit=1000, **filters)
+        return self.conn.image.images(limit=1000, visibility="all", **filters)
 
     def get(self, name_or_id, all_projects=True):
         return self.conn.image.find_image(name_or_id, ignore_missing=True)
 
     def to_record(self, resource):
         properties = resource.properties or {}
-        # images made by Nova snapshots name their user; others have only a project
-        return self.record(resource, resource.owner_id, properties.get("user_id"), properties,
+        # Glance records no user: a "user_id" property is the owner's own writing, never an identity
+        return self.record(resource, resource.owner_id, None, properties,
                            visibility=resource.visibility, size=resource.size, protected=bool(resource.is_protected))
+
+    def in_use_now(self, record):
+        # every project's servers, any state (a shelved server still needs its image back)
+        users = []
+        for server in self.conn.compute.servers(details=False, all_projects=True, image=record["id"]):
+            users.append(server.id)
+            if len(users) == 3:
+                break
+        return "still used by servers %s (any project)" % ", ".join(users) if users else None
 
     def remove(self, record, verb, timeout, gone):
         # Glance deletes and deactivates synchronously

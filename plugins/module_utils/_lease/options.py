@@ -9,14 +9,20 @@ Documented by the doc fragment ``osops.lifecycle.lease_policy``.
 
 from __future__ import annotations
 
+import math
+import os
 from datetime import datetime, timezone
 
 from .exempt import CompiledExemptions, Exemptions
 from .keys import DEFAULT_PREFIX, LeaseKeys, LeaseValueError, parse_time
 from .policy import Policy
+from .seal import ENV_KEY_FILE, SealKeyError, load_keyring
+from .trust import SealContext
 
 POLICY_ARGUMENT_SPEC = dict(
     key_prefix=dict(type="str", default=DEFAULT_PREFIX, no_log=False),
+    seal_key_file=dict(type="path", no_log=False),
+    seal_enforced_from=dict(type="str"),
     lifetime_days=dict(type="float", default=30),
     milestones_days=dict(type="list", elements="int", default=[14, 7, 1]),
     grace_days=dict(type="float", default=1),
@@ -39,6 +45,9 @@ class OptionError(ValueError):
 
 
 def policy_from_params(params: dict) -> Policy:
+    for name in ("lifetime_days", "grace_days", "max_lease_days"):
+        if params[name] is not None and not math.isfinite(params[name]):
+            raise OptionError("%s: a finite number of days, not %r" % (name, params[name]))
     try:
         return Policy(
             lifetime_days=params["lifetime_days"],
@@ -58,7 +67,22 @@ def keys_from_params(params: dict) -> LeaseKeys:
         raise OptionError("key_prefix: %s" % error) from None
 
 
-def exemptions_from_params(params: dict) -> CompiledExemptions:
+def seals_from_params(params: dict, policy: Policy, keys: LeaseKeys, now: datetime) -> SealContext:
+    """The seal keys and enforcement time; a missing or unusable key file is an error before anything is read."""
+    try:
+        keyring = load_keyring(params.get("seal_key_file") or os.environ.get(ENV_KEY_FILE))
+    except SealKeyError as error:
+        raise OptionError(str(error)) from None
+    enforced_from = None
+    if params.get("seal_enforced_from"):
+        try:
+            enforced_from = parse_time(params["seal_enforced_from"])
+        except LeaseValueError as error:
+            raise OptionError("seal_enforced_from: %s" % error) from None
+    return SealContext(keyring, keys, policy, now, enforced_from)
+
+
+def exemptions_from_params(params: dict, sealed_only: bool = False) -> CompiledExemptions:
     try:
         return CompiledExemptions(Exemptions(
             users=frozenset(params["exempt_users"]),
@@ -69,7 +93,7 @@ def exemptions_from_params(params: dict) -> CompiledExemptions:
             cidrs=tuple(params["exempt_cidrs"]),
             jmespath=params["exempt_jmespath"],
             image_visibilities=frozenset(params["exempt_image_visibilities"]),
-        ))
+        ), sealed_only=sealed_only)
     except ValueError as error:
         raise OptionError("exemptions: %s" % error) from None
 

@@ -5,9 +5,9 @@
 """Who owns a resource, and at which address they are told (pure; lookups injected).
 
 The chain, first hit wins:
-1. the lease's owner override (``<prefix>owner``);
-2. the resource's user (servers, volumes, snapshots; images made by Nova
-   snapshots carry ``user_id``) -> that Keystone user's e-mail, if the user has one;
+1. the lease's owner override (``<prefix>owner``), only when the collection sealed it;
+2. the resource's user as the service records it (Nova's and Cinder's ``user_id``;
+   never an image property, which owners write) -> that Keystone user's e-mail;
 3. the project's contact address (a project attribute, ``contact_email`` by default);
 4. a configured fallback address (the operators' list).
 A resource none of these reaches is reported as unowned: it is never notified
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+
+from .keys import valid_email
 
 OVERRIDE = "lease owner override"
 USER = "user"
@@ -82,6 +84,8 @@ def resolve_owner(
         notes.append("user %s not found" % user_id)
     elif user is not None and not user.email:
         notes.append("user %s has no e-mail" % (user.name or user.id))
+    elif user is not None and not valid_email(user.email):
+        notes.append("user %s has no plain e-mail address" % (user.name or user.id))
     elif user is not None:
         note = None if user.enabled else "user %s is disabled" % (user.name or user.id)
         return Owner(user.email, USER, user_id, user_name, note)
@@ -89,7 +93,7 @@ def resolve_owner(
         notes.append("no user recorded")
     project_id = resource.get("project_id")
     project = projects(project_id) if project_id else None
-    if project is not None and project.email:
+    if project is not None and project.email and valid_email(project.email):
         return Owner(project.email, PROJECT, user_id, user_name, "; ".join(notes))
     notes.append("project %s has no contact" % (project.name or project.id) if project else "project unknown")
     if fallback:
@@ -119,6 +123,18 @@ class KeystoneDirectory:
             user = self.conn.identity.get_user(user_id)
         except (exceptions.NotFoundException, exceptions.ForbiddenException):
             # a deleted user, or a run without the right to read users
+            return None
+        return Person(user.id, user.name, getattr(user, "email", None) or None, bool(user.is_enabled))
+
+    def find_user(self, name_or_id: str) -> Person | None:
+        """A user by id or unique name (the caller of a self-service front end), or None."""
+        from openstack import exceptions
+
+        try:
+            user = self.conn.identity.find_user(name_or_id, ignore_missing=True)
+        except exceptions.DuplicateResource:
+            raise ValueError("user name %r is used in several domains: give the user id" % name_or_id) from None
+        if user is None:
             return None
         return Person(user.id, user.name, getattr(user, "email", None) or None, bool(user.is_enabled))
 

@@ -18,10 +18,11 @@ Promises kept here, and unit-tested:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .keys import LeaseRecord, Notice
+from .keys import MAX_DAYS, LeaseRecord, Notice
 
 # Statuses of a resource, as the modules report them.
 ACTIVE = "active"          # leased, nothing due
@@ -55,12 +56,23 @@ class Policy:
     max_extensions: int = 3
 
     def __post_init__(self):
-        milestones = tuple(sorted({int(m) for m in self.milestones_days}, reverse=True))
+        for name in ("lifetime_days", "grace_days", "max_lease_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not 0 <= value <= MAX_DAYS:
+                raise PolicyError("%s must be a number of days from 0 to %d, not %r" % (name, MAX_DAYS, value))
+        if isinstance(self.max_extensions, bool) or not isinstance(self.max_extensions, int) \
+                or not 0 <= self.max_extensions <= 1000:
+            raise PolicyError("max_extensions must be a whole number from 0 to 1000, not %r" % (self.max_extensions,))
+        try:
+            milestones = tuple(sorted({int(m) for m in self.milestones_days}, reverse=True))
+        except (TypeError, ValueError, OverflowError):
+            raise PolicyError("milestones must be whole days, not %r" % (self.milestones_days,)) from None
         object.__setattr__(self, "milestones_days", milestones)
-        if not milestones or milestones[-1] < 0:
-            raise PolicyError("milestones must be one or more whole days before expiry (>= 0)")
-        if self.lifetime_days <= 0 or self.grace_days < 0 or self.max_extensions < 0:
-            raise PolicyError("lifetime must be positive, grace and max extensions not negative")
+        if not milestones or milestones[-1] < 0 or milestones[0] > MAX_DAYS:
+            raise PolicyError("milestones must be one or more whole days before expiry (0 to %d)" % MAX_DAYS)
+        if self.lifetime_days <= 0:
+            raise PolicyError("lifetime must be positive")
         if self.max_lease_days < self.lifetime_days:
             raise PolicyError("max_lease_days (%s) is shorter than the lifetime (%s)" % (self.max_lease_days, self.lifetime_days))
         if self.max_lease_days < milestones[0] + self.grace_days:
@@ -69,6 +81,10 @@ class Policy:
     @property
     def first_milestone(self) -> timedelta:
         return timedelta(days=self.milestones_days[0])
+
+    @property
+    def last_milestone(self) -> timedelta:
+        return timedelta(days=self.milestones_days[-1])
 
     @property
     def grace(self) -> timedelta:
@@ -86,6 +102,13 @@ class Policy:
         """Expiry for a resource without lease: its lifetime from creation, never earlier than earliest_expiry."""
         natural = (created + timedelta(days=self.lifetime_days)) if created else now + timedelta(days=self.lifetime_days)
         return min(max(natural, self.earliest_expiry(now)), now + self.max_lease)
+
+    def rebuilt_expiry(self, created: datetime | None, now: datetime) -> datetime:
+        """Expiry for a resource whose lease was removed or forged: its lifetime from creation,
+        never earlier than the last milestone plus grace (the owner is told once), never later than max_lease."""
+        floor = now + self.last_milestone + self.grace
+        natural = (created + timedelta(days=self.lifetime_days)) if created else floor
+        return min(max(natural, floor), now + self.max_lease)
 
 
 @dataclass(frozen=True)
@@ -105,7 +128,8 @@ def due_milestone(policy: Policy, expires: datetime, notice: Notice | None, now:
     Reached: ``now >= expires - milestone``. A notice counts only if it was sent
     for this very expiry; one at milestone m covers every milestone >= m.
     """
-    reached = [m for m in policy.milestones_days if now >= expires - timedelta(days=m)]
+    # differences, not sums: any stored time from year 1 to 9999 compares without overflow
+    reached = [m for m in policy.milestones_days if expires - now <= timedelta(days=m)]
     if not reached:
         return None
     most_urgent = min(reached)
@@ -157,10 +181,9 @@ def classify(
         milestone = policy.milestones_days[-1] if milestone is None else milestone
         return Decision(EXPIRED, NOTIFY, "expired %s without the %d-day notice: notice first" % (_day(expires), milestone),
                         expires, milestone)
-    removable_at = notice.sent + policy.grace
-    if now < removable_at:
+    if now - notice.sent < policy.grace:
         return Decision(EXPIRED, NONE, "expired %s; owner notified %s, removable from %s"
-                        % (_day(expires), _day(notice.sent), _day(removable_at)), expires)
+                        % (_day(expires), _day(notice.sent), _day(notice.sent + policy.grace)), expires)
     if in_use_reason:
         return Decision(IN_USE, NONE, "expired %s but %s" % (_day(expires), in_use_reason), expires)
     return Decision(EXPIRED, REMOVE, "expired %s; owner notified %s (%d-day notice)"
@@ -181,19 +204,21 @@ def extend(policy: Policy, lease: LeaseRecord, days: float, now: datetime, opera
     Owners get at most ``max_extensions``; operators are not counted against it.
     The result never lies beyond ``now + max_lease`` (longer requests are shortened).
     """
-    if days <= 0:
+    if not isinstance(days, (int, float)) or not math.isfinite(days) or days <= 0:
         return Extension(False, "extension must be a positive number of days")
+    # never computed beyond the cap: a request of 10**8 days is one of max_lease days
+    days = min(days, policy.max_lease_days)
     if lease.problems:
         return Extension(False, "the lease is unreadable; an operator must set it")
     if not operator and lease.extensions >= policy.max_extensions:
         return Extension(False, "already extended %d times (policy maximum %d)" % (lease.extensions, policy.max_extensions))
     start = max(lease.expires or now, now)
     limit = now + policy.max_lease
-    wanted = start + timedelta(days=days)
-    new_expiry = min(wanted, limit)
-    if lease.expires is not None and new_expiry <= lease.expires:
+    if start >= limit:
         return Extension(False, "already at the policy maximum (%s)" % _day(limit))
-    shortened = " (shortened to the policy maximum)" if wanted > limit else ""
+    wanted = timedelta(days=days)
+    new_expiry = start + min(wanted, limit - start)
+    shortened = " (shortened to the policy maximum)" if wanted > limit - start else ""
     count = lease.extensions if operator else lease.extensions + 1
     return Extension(True, "extended to %s%s" % (_day(new_expiry), shortened), new_expiry, count)
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 KIND_ORDER = ("server", "snapshot", "volume", "image")
+# kind -> the kinds whose resources may use one of it (a server boots from an image, a snapshot keeps its volume)
+USES = {"image": ("server",), "volume": ("server", "snapshot")}
 
 
 @dataclass(frozen=True, order=True)

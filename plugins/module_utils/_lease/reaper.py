@@ -5,8 +5,8 @@
 """Carrying out removals: kind by kind in dependency order, concurrently within a kind.
 
 Each kind is listed again just before its removals start, and a resource goes
-only if its lease is still the one the decision was made on (an owner may
-extend between scan and removal). Each removal is written to the audit log
+only if its sealed lease is still the one the decision was made on (an owner may
+extend between scan and removal) and nothing anywhere in the cloud uses it now. Each removal is written to the audit log
 before and after, and waits until the cloud has finished; waiting workers share
 one light listing per project per second instead of polling one by one, so the
 cloud spends its time deleting, not answering. One failure never stops the others; resources that depend
@@ -31,12 +31,6 @@ FAILED = "failed"
 SKIPPED = "skipped"
 GONE = "gone"
 WOULD = "would_remove"
-
-
-def lease_values(metadata: dict | None, keys: LeaseKeys) -> dict:
-    """The lease keys of a resource's metadata: what must not have changed since the scan."""
-    metadata = metadata or {}
-    return {key: metadata[key] for key in (keys.expires, keys.notice) if key in metadata}
 
 
 class Reaper:
@@ -99,8 +93,16 @@ class Reaper:
         now = current.get(outcome.record["id"])
         if now is None:
             return self.audit.write("remove", outcome=GONE, error="already gone", **fields)
-        if lease_values(now["metadata"], self.keys) != lease_values(outcome.record["metadata"], self.keys):
+        # the seal is the lease: another seal means an operator, the portal or a request changed it since the scan
+        if (now.get("metadata") or {}).get(self.keys.seal) != outcome.seal_after:
             return self.audit.write("remove", outcome=SKIPPED, error="lease changed since the scan", **fields)
+        try:
+            users = adapter.in_use_now(now)
+        except Exception as error:  # pylint: disable=broad-except
+            return self.audit.write("remove", outcome=FAILED, error="checking who uses it: %s" % describe_sdk_error(
+                error), **fields)
+        if users:
+            return self.audit.write("remove", outcome=SKIPPED, error=users, **fields)
         started = time.monotonic()
         self.audit.write("remove", outcome="started", **fields)
         try:

@@ -9,17 +9,22 @@ import pytest
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease import decide as d
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease import edit as e
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease import trust as t
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.exempt import CompiledExemptions, Exemptions
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keys import (
-    LeaseKeys, Notice, format_time, lease_metadata, read_lease,
+    LeaseKeys, LeaseRecord, Notice, format_time, lease_metadata, read_lease,
 )
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.owners import Owner
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.policy import Policy
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.seal import parse_keyring
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.trust import SealContext
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 POLICY = Policy(lifetime_days=30, milestones_days=(14, 7, 1), grace_days=1, max_lease_days=90, max_extensions=2)
 KEYS = LeaseKeys()
+KEYRING = parse_keyring("t1 " + "k" * 40)
+SEALS = SealContext(KEYRING, KEYS, POLICY, NOW)
 EXEMPT = CompiledExemptions(Exemptions()).reason
 
 
@@ -41,8 +46,13 @@ def rec(kind, rid, metadata=None, **extra):
     return record
 
 
+def readable(values):
+    """The written values but the seal (which tests check on its own)."""
+    return {key: value for key, value in values.items() if key != KEYS.seal}
+
+
 def decide(records, **options):
-    outcomes = d.decide_scan(records, POLICY, KEYS, NOW, EXEMPT, owner_of, d.ReapOptions(**options))
+    outcomes = d.decide_scan(records, SEALS, EXEMPT, owner_of, d.ReapOptions(**options))
     return {o.record["id"]: o for o in outcomes}
 
 
@@ -113,11 +123,14 @@ def test_an_owner_request_is_handled_once_and_removed(raw, granted, reason):
     assert outcome.request.granted is granted
     assert reason in outcome.request.reason
     assert outcome.remove_keys == (KEYS.extend_request,)
+    # the lease is sealed either way (an unsealed lease is taken over), the request counted in the seal
+    assert KEYS.seal in outcome.set_values
     if granted:
-        assert outcome.set_values == {KEYS.expires: "2026-12-24T06:00:00Z", KEYS.extensions: "1"}
+        assert readable(outcome.set_values) == {KEYS.expires: "2026-12-24T06:00:00Z", KEYS.extensions: "1"}
+        assert ".1." in outcome.set_values[KEYS.seal]
         assert outcome.decision.status == "active"
     else:
-        assert outcome.set_values == {}
+        assert readable(outcome.set_values) == {}
         assert outcome.decision.status == "expiring"
 
 
@@ -148,9 +161,11 @@ def test_nobody_to_notify_is_said_and_never_digested():
 def test_enrolment_and_repair_write_only_what_is_needed():
     outcomes = decide([rec("server", "new", {}), rec("server", "bad", {KEYS.expires: "next tuesday"}),
                        rec("server", "badnotice", {KEYS.expires: "2026-12-30T00:00:00Z", KEYS.notice: "x"})])
-    assert set(outcomes["new"].set_values) == {KEYS.expires} and outcomes["new"].remove_keys == ()
-    assert outcomes["bad"].decision.status == "invalid" and set(outcomes["bad"].set_values) == {KEYS.expires}
-    assert outcomes["badnotice"].set_values == {KEYS.expires: "2026-12-30T00:00:00Z"}
+    assert set(outcomes["new"].set_values) == {KEYS.expires, KEYS.seal} and outcomes["new"].remove_keys == ()
+    assert outcomes["bad"].decision.status == "invalid"
+    assert set(outcomes["bad"].set_values) == {KEYS.expires, KEYS.seal}
+    # the readable expiry is already right: only the seal is added and the bad notice dropped
+    assert set(outcomes["badnotice"].set_values) == {KEYS.seal}
     assert outcomes["badnotice"].remove_keys == (KEYS.notice,)
 
 
@@ -166,47 +181,54 @@ def edit(metadata, **request):
     return e.plan_edit(POLICY, KEYS, read_lease(metadata, KEYS), e.EditRequest(**request), NOW)
 
 
+def stored(change):
+    """The readable keys the change stores (the seal is tested in test_seal.py)."""
+    return readable(t.readable_values(KEYS, change.lease)) if change.lease else {}
+
+
 def test_an_explicit_expiry_is_capped_at_the_policy_maximum():
     change = edit({}, expires="2030-01-01T00:00:00Z")
     assert change.outcome == e.SET and "capped" in change.reason
-    assert change.set_values == {KEYS.expires: format_time(NOW + timedelta(days=90))}
+    assert stored(change) == {KEYS.expires: format_time(NOW + timedelta(days=90))}
 
 
 def test_setting_the_same_expiry_again_changes_nothing():
     metadata = lease_metadata(KEYS, expires=NOW + timedelta(days=10))
-    assert not edit(metadata, lease_days=10).changes
+    assert edit(metadata, lease_days=10).outcome == e.UNCHANGED
 
 
 def test_present_enrols_only_what_has_no_lease():
     assert edit({}).outcome == e.SET
-    assert not edit(lease_metadata(KEYS, expires=NOW + timedelta(days=10))).changes
+    assert edit(lease_metadata(KEYS, expires=NOW + timedelta(days=10))).outcome == e.UNCHANGED
 
 
 def test_owner_override_set_cleared_and_checked():
     change = edit({}, owner="ops@example.org", lease_days=20)
-    assert change.set_values[KEYS.owner] == "ops@example.org"
-    assert edit({KEYS.owner: "ops@example.org", KEYS.expires: "2026-12-30T00:00:00Z"}, owner="").remove_keys == (
-        KEYS.owner,)
-    with pytest.raises(e.EditError, match="not an e-mail"):
-        e.EditRequest(owner="ops")
+    assert stored(change)[KEYS.owner] == "ops@example.org"
+    sealed = LeaseRecord(expires=NOW + timedelta(days=9), owner="ops@example.org")
+    cleared = e.plan_edit(POLICY, KEYS, sealed, e.EditRequest(owner=""), NOW)
+    assert cleared.outcome == e.SET and KEYS.owner not in stored(cleared)
+    for bad in ("ops", "root,attacker@evil.example", "Ops <ops@example.org>", "a@b@example.org", "ops@localhost"):
+        with pytest.raises(e.EditError, match="not one plain e-mail"):
+            e.EditRequest(owner=bad)
 
 
 def test_owner_extensions_are_counted_and_capped_operators_are_not():
     metadata = lease_metadata(KEYS, expires=NOW + timedelta(days=5), extensions=2)
     refused = edit(metadata, state="extended", extend_days=10)
-    assert refused.outcome == e.REFUSED and not refused.changes
+    assert refused.outcome == e.REFUSED and stored(refused) == readable(metadata)
     granted = edit(metadata, state="extended", extend_days=10, as_operator=True)
     assert granted.outcome == e.EXTENDED
-    assert granted.set_values == {KEYS.expires: format_time(NOW + timedelta(days=15)), KEYS.extensions: "2"}
+    assert stored(granted) == {KEYS.expires: format_time(NOW + timedelta(days=15)), KEYS.extensions: "2"}
 
 
 def test_a_notice_is_recorded_for_the_expiry_the_mail_was_about_only():
     expires = NOW + timedelta(days=7)
     metadata = lease_metadata(KEYS, expires=expires)
     recorded = edit(metadata, state="notified", milestone_days=7, for_expiry=format_time(expires))
-    assert recorded.set_values == {KEYS.notice: Notice(7, NOW, expires).format()}
+    assert stored(recorded)[KEYS.notice] == Notice(7, NOW, expires).format()
     moved = edit(metadata, state="notified", milestone_days=7, for_expiry=format_time(expires - timedelta(days=1)))
-    assert moved.outcome == e.SKIPPED and not moved.changes
+    assert moved.outcome == e.SKIPPED and stored(moved) == readable(metadata)
 
 
 def test_a_notice_never_goes_back_to_a_less_urgent_milestone():
@@ -217,7 +239,7 @@ def test_a_notice_never_goes_back_to_a_less_urgent_milestone():
 
 def test_absent_removes_every_lease_key():
     change = edit(lease_metadata(KEYS, expires=NOW, extensions=1), state="absent")
-    assert change.outcome == e.CLEARED and set(change.remove_keys) == set(KEYS.all())
+    assert change.outcome == e.CLEARED and change.lease is None
 
 
 @pytest.mark.parametrize("request_args, message", [

@@ -38,7 +38,8 @@ def notice(milestone, sent, expires):
 
 
 def test_keys_share_one_prefix():
-    assert LeaseKeys("acme_").all() == ("acme_expires", "acme_notice", "acme_extensions", "acme_owner", "acme_extend")
+    assert LeaseKeys("acme_").all() == ("acme_expires", "acme_notice", "acme_extensions", "acme_owner", "acme_extend",
+                                        "acme_seal", "acme_exempt")
     with pytest.raises(ValueError):
         LeaseKeys("bad prefix/")
 
