@@ -154,10 +154,21 @@ def start_service(service: TestService) -> tuple[bool, bool]:
     return run(service.start).returncode == 0, not was_running
 
 
+def test_seal_key() -> str:
+    """The lease seal key file of the test runs (made once, mode 0600, in the dev state)."""
+    path = os.path.join(state_home("OSOPS_TEST_HOME", ".test-state"), "lease-seal.key")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("# lease seal keys of the test runs\ntest1 %s\n" % os.urandom(33).hex())
+    return path
+
+
 def write_integration_config(tree: str, services: list[TestService]) -> None:
     """ansible-test passes tests/integration/integration_config.yml to every target as extra vars."""
     # screenshots a test run writes for the docs land in the checkout's docs/images
-    variables: dict = {"docs_images": os.path.join(REPO, "docs", "images")}
+    variables: dict = {"docs_images": os.path.join(REPO, "docs", "images"), "lease_seal_key_file": test_seal_key()}
     for service in services:
         variables.update(service.variables)
     with open(os.path.join(tree, "tests", "integration", "integration_config.yml"), "w") as handle:
@@ -333,7 +344,7 @@ def step_docs(tally: Tally, args) -> None:
 
 
 # Files that must never ship in the collection tarball.
-DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.mailsink|\.demo|\.ci|hack|bench|tests/output|\.git)(/|$)")
+DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.mailsink|\.demo|\.test-state|\.ci|hack|bench|tests/output|\.git)(/|$)")
 
 
 def step_build(tally: Tally, args) -> None:

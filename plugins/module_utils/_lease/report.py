@@ -169,6 +169,7 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
                        for decision in result.get("unowned") or [])
     peak = max(ahead + [later, 1])
     return {
+        "tampered": _tampered(good, usable(scans)[0] if scans else []),
         "generated": format_time(moment),
         "hosts": hosts,
         "hosts_without_result": bad,
@@ -191,6 +192,16 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
         "mail": dict(mail) if mail else None,
         "scan": _scan_counts(scans) if scans else None,
     }
+
+
+def _tampered(*runs) -> list[dict]:
+    """Resources whose lease someone else changed, from the scan and the reap run (the scan restores them first)."""
+    seen: dict[tuple, dict] = {}
+    for run in runs:
+        for host, result in run:
+            for entry in result.get("tampered") or []:
+                seen.setdefault((host, entry.get("kind"), entry.get("id")), dict(entry, host=host))
+    return [seen[key] for key in sorted(seen, key=lambda key: tuple(str(part) for part in key))]
 
 
 def _scan_counts(scans: Mapping[str, Mapping | None]) -> dict | None:

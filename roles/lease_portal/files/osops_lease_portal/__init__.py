@@ -27,6 +27,7 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from flask import Flask, abort, render_template, request
@@ -35,7 +36,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.edit import EditError, EditRequest
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import LeaseEditor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
-    POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, policy_from_params)
+    POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, policy_from_params, seals_from_params)
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.token import KINDS, TokenError, verify
 
 REFUSALS = {
@@ -97,6 +98,8 @@ def create_app(config: dict | None = None, connect=None) -> Flask:
     params.update(config.get("policy") or {})
     try:
         policy, lease_keys = policy_from_params(params), keys_from_params(params)
+        # the seal key is checked at start: a portal that cannot seal must not come up
+        sealing = seals_from_params(params, policy, lease_keys, datetime.now(timezone.utc))
     except OptionError as error:
         raise SystemExit("lease portal: %s" % error) from None
     choices = sorted({int(d) for d in config.get("extend_days") or (7, 14, 30) if int(d) > 0})
@@ -121,7 +124,7 @@ def create_app(config: dict | None = None, connect=None) -> Flask:
     CSRFProtect(app)
 
     def editor(now: datetime, owner: str, check_mode: bool) -> LeaseEditor:
-        return LeaseEditor(cloud(), policy, lease_keys, now, look_ahead=False, check_mode=check_mode,
+        return LeaseEditor(cloud(), replace(sealing, now=now), look_ahead=False, check_mode=check_mode,
                            audit_path=None if check_mode else config.get("audit_log"), only_owner=owner)
 
     def refuse(reason: str, status: int = 403):

@@ -24,6 +24,9 @@ from datetime import datetime, timedelta, timezone
 
 import openstack
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sealing  # noqa: E402  (next to this file)
+
 UTC = timezone.utc
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -119,6 +122,7 @@ def setup(path: str) -> None:
             "lease_mail_cloud_name": "Lab cloud",
             "lease_mail_awx_template_url": "https://awx.example.org/#/templates/job_template/42",
             "lease_report_dir": os.path.join(folder, "reports"),
+            "lease_seal_key_file": CONFIG["lease_seal_key_file"],
             "lease_max_remove_percent": 100,
         }, handle, indent=1)
     print("estate %s ready" % tag)
@@ -150,15 +154,13 @@ def shift(path: str, days: float) -> None:
     conn = admin()
     delta = timedelta(days=days)
 
-    def older(match):
-        return iso(datetime.strptime(match.group(0), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - delta)
-
+    ring = sealing.keyring(CONFIG["lease_seal_key_file"])
     for resource in load(path)["resources"].values():
         metadata = metadata_of(conn, resource)
         if metadata is None:
             continue
-        changed = {key: ISO.sub(older, value) for key, value in metadata.items()
-                   if key in ("lease_expires", "lease_notice")}
+        # sealed leases are aged through their seal, as only an operator with the key can
+        changed = sealing.aged(ring, resource["kind"], resource["id"], metadata, delta)
         if resource["kind"] == "server":
             conn.compute.set_server_metadata(resource["id"], **changed)
         else:

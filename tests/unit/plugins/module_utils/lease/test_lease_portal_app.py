@@ -30,7 +30,11 @@ def no_cloud():
 
 @pytest.fixture()
 def client(tmp_path):
-    app = create_app({"keys": [KEY], "state_dir": str(tmp_path), "secure_cookies": False}, connect=no_cloud)
+    seal_key = tmp_path / "seal.key"
+    seal_key.write_text("t1 " + "s" * 40 + "\n")
+    seal_key.chmod(0o600)
+    app = create_app({"keys": [KEY], "state_dir": str(tmp_path), "secure_cookies": False,
+                      "policy": {"seal_key_file": str(seal_key)}}, connect=no_cloud)
     return app.test_client()
 
 
