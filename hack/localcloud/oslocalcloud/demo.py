@@ -1,6 +1,6 @@
 """The demo's lease scenario on the seeded lab estate, and its summary.
 
-  python -m oslocalcloud.demo scenario --collections ROOT --out VARS_JSON --mail-port N --reports DIR
+  python -m oslocalcloud.demo scenario --collections ROOT --out VARS_JSON --mail-port N --reports DIR --key FILE
       writes a lease history onto the lab's resources (as if the automation had
       been running for weeks) and the variables the lease_cycle playbook runs with
   python -m oslocalcloud.demo summary --mails MAILS_JSON --reports DIR
@@ -30,16 +30,26 @@ STORIES = [
     ("expired, told 2 days ago: removed", -1, (1, 2), {}),
     ("expired, never told: told first", -1, None, {}),
     ("exempt (keep=yes)", -30, None, {"keep": "yes"}),
-    ("tampered: expiry in 2099", "2099-01-01T00:00:00Z", None, {}),
-    ("tampered: unreadable expiry", "next tuesday", None, {}),
+    ("tampered: expiry edited to 2099", 3, None, {"lease_expires": "2099-01-01T00:00:00Z"}),
+    ("tampered: unreadable expiry", 10, None, {"lease_expires": "next tuesday"}),
+    ("tampered: a forged notice", -1, None, {"lease_notice": "1d sent 2026-01-01T00:00:00Z for 2026-01-02T00:00:00Z"}),
 ]
 
 
 def lease_code(collections_root):
-    """The collection's own lease code (key names and formats, per-kind metadata writes), from the dev env."""
+    """The collection's own lease code (key names and formats, seals, per-kind metadata writes), from the dev env."""
     sys.path.insert(0, collections_root)
-    from ansible_collections.osops.lifecycle.plugins.module_utils._lease import keys, kinds
-    return keys, kinds
+    from ansible_collections.osops.lifecycle.plugins.module_utils._lease import keys, kinds, policy, seal, trust
+    return keys, kinds, policy, seal, trust
+
+
+def seal_key(path):
+    """The demo's seal key file (made once, mode 0600), as an operator keeps it."""
+    if not os.path.exists(path):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("demo1 %s\n" % os.urandom(33).hex())
+    return path
 
 
 def lab_resources(conn):
@@ -61,24 +71,24 @@ def lab_resources(conn):
 
 
 def scenario(args):
-    keys_module, kinds = lease_code(args.collections)
+    keys_module, kinds, policy_module, seal, trust = lease_code(args.collections)
     keys = keys_module.LeaseKeys()
     conn = common.connect("admin")
     now = datetime.now(UTC)
+    # the history is what the collection sealed on earlier days; the tampered stories are owners' edits on top
+    sealing = trust.SealContext(seal.load_keyring(seal_key(args.key)), keys, policy_module.Policy(max_extensions=3), now)
     # dave (lab-gamma) has no e-mail: his resources go to the project's contact
     gamma = conn.identity.find_project("lab-gamma", domain_id=conn.identity.find_domain("osops-lab").id)
     conn.identity.patch("/projects/%s" % gamma.id, json={"project": {"contact_email": "gamma-team@example.org"}})
     told = {}
     for index, (kind, resource_id, name, project) in enumerate(lab_resources(conn)):
         story, expiry, notice, extra = STORIES[index % len(STORIES)]
-        if isinstance(expiry, (int, float)):
-            expires = now + timedelta(days=expiry)
-            values = {keys.expires: keys_module.format_time(expires)}
-            if notice:
-                milestone, days_ago = notice
-                values[keys.notice] = keys_module.Notice(milestone, now - timedelta(days=days_ago), expires).format()
-        else:
-            values = {keys.expires: expiry}
+        expires = now + timedelta(days=expiry)
+        sent = None
+        if notice:
+            milestone, days_ago = notice
+            sent = keys_module.Notice(milestone, now - timedelta(days=days_ago), expires)
+        values = trust.sealed_values(sealing, kind, resource_id, keys_module.LeaseRecord(expires, sent))
         values.update(extra)
         # each story starts clean: lease keys left by an earlier demo run go, only our keys are touched
         adapter = kinds.adapter_for(kind, conn)
@@ -100,6 +110,9 @@ def scenario(args):
         "lease_mail_bcc": ["cloud-team@lab.example.org"],
         "lease_report_dir": args.reports,
         "lease_report_mail_to": ["cloud-team@lab.example.org"],
+        "lease_seal_key_file": os.path.abspath(args.key),
+        # every lease of the demo is sealed: unsealed or edited leases are tampering from the first run
+        "lease_seal_enforced_from": keys_module.format_time(now - timedelta(days=90)),
         # the demo estate is small: allow this run's few removals
         "lease_max_remove_percent": 50,
     }
@@ -125,6 +138,11 @@ def summary(args):
     for r in removed:
         print("  %-8s %-28s %-12s %s, owner %s" % (r["kind"], r.get("name") or r["id"], r.get("project_name") or "",
                                                    r.get("action"), r.get("owner")))
+    if report.get("tampered"):
+        print("\nTampered leases, restored from their seals (%d):" % len(report["tampered"]))
+        for t in report["tampered"]:
+            print("  %-8s %-28s %s" % (t["kind"], t.get("name") or t["id"], "; ".join(
+                "%s was %s" % (c["key"], "removed" if c["found"] is None else c["found"]) for c in t["changes"])))
     if report.get("scan"):
         print("\nThe scan found: %s; %d notices due" % (
             ", ".join("%s %d" % item for item in report["scan"]["by_status"].items()), report["scan"]["notices_due"]))
@@ -145,6 +163,7 @@ def main(argv=None):
     s.add_argument("--out", required=True)
     s.add_argument("--mail-port", type=int, default=8025)
     s.add_argument("--reports", required=True)
+    s.add_argument("--key", required=True, help="the seal key file (made if missing)")
     m = sub.add_parser("summary")
     m.add_argument("--mails", required=True)
     m.add_argument("--reports", required=True)

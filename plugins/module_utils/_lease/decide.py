@@ -259,9 +259,13 @@ def counts(outcomes: list[Outcome]) -> dict:
     """Counts by status and by kind, for the report."""
     by_status: dict[str, int] = {}
     by_kind: dict[str, dict[str, int]] = {}
+    by_seal: dict[str, int] = {}
     for outcome in outcomes:
+        seal = outcome.trusted.seal if outcome.trusted else "undecided"
+        by_seal[seal] = by_seal.get(seal, 0) + 1
         status, kind = outcome.decision.status, outcome.record["kind"]
         by_status[status] = by_status.get(status, 0) + 1
         of_kind = by_kind.setdefault(kind, {})
         of_kind[status] = of_kind.get(status, 0) + 1
-    return {"scanned": len(outcomes), "by_status": by_status, "by_kind": by_kind}
+    return {"scanned": len(outcomes), "by_status": by_status, "by_kind": by_kind, "by_seal": by_seal,
+            "tampered": sum(1 for o in outcomes if o.trusted and o.trusted.tampered)}

@@ -209,13 +209,15 @@ def _scan_counts(scans: Mapping[str, Mapping | None]) -> dict | None:
     if not good:
         return None  # no scan in this run (the ad hoc reap)
     by_status: Counter = Counter()
+    by_seal: Counter = Counter()
     for _host, result in good:
         if "decisions" in result:
             by_status.update(decision.get("status") or "unknown" for decision in result["decisions"])
         else:
             by_status.update((result.get("counts") or {}).get("by_status") or {})
-    return {"by_status": _ordered(by_status), "notices_due": sum(len(e.get("resources") or [])
-                                                                 for _h, r in good for e in r.get("digest") or [])}
+        by_seal.update((result.get("counts") or {}).get("by_seal") or {})
+    return {"by_status": _ordered(by_status), "by_seal": dict(sorted(by_seal.items())),
+            "notices_due": sum(len(e.get("resources") or []) for _h, r in good for e in r.get("digest") or [])}
 
 
 def _named(item: Mapping) -> dict:

@@ -141,7 +141,7 @@ def test_report_says_what_the_scan_found_before_acting():
     after = scan(decisions=[decision("server", "s1", "active", "2026-11-25T00:00:00Z"),
                             decision("volume", "v1", "active", "2026-12-20T00:00:00Z")])
     report = build_report({"lab": after}, NOW, scans={"lab": scanned})
-    assert report["scan"] == {"by_status": {"expiring": 1, "invalid": 1}, "notices_due": 1}
+    assert report["scan"] == {"by_status": {"expiring": 1, "invalid": 1}, "by_seal": {}, "notices_due": 1}
     assert report["totals"]["by_status"] == {"active": 2}
     assert build_report({"lab": after}, NOW)["scan"] is None
     assert build_report({"lab": after}, NOW, scans={"lab": None})["scan"] is None
