@@ -84,8 +84,8 @@ options:
   exempt_metadata:
     description:
       - Metadata key/value pairs that exempt a resource; the value must be equal, or V(*) matches any value.
-      - Owners can write metadata, so they can exempt their own resources this way; see O(sealed_exemptions_only)
-        of M(osops.lifecycle.lease_reap).
+      - Owners can write metadata, so they can exempt their own resources this way; see
+        O(osops.lifecycle.lease_reap#module:sealed_exemptions_only).
     type: dict
     default: {}
   exempt_cidrs:

@@ -309,6 +309,8 @@ run_id:
   type: str
 """
 
+import math
+
 from ansible_collections.osops.lifecycle.plugins.module_utils._base import LifecycleModule
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit import AuditError
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.decide import ReapOptions
@@ -348,7 +350,7 @@ class LeaseReapModule(LifecycleModule):
         for name, low, high in (("max_remove", 0, None), ("max_remove_percent", 0, 100), ("workers", 1, 256),
                                 ("wait_timeout", 1, None)):
             value = p[name]
-            if value != value or value < low or (high is not None and value > high):
+            if math.isnan(value) or value < low or (high is not None and value > high):
                 raise OptionError("%s must be %s, not %r" % (name, "from %s to %s" % (low, high) if high is not None
                                                              else "at least %s" % low, value))
         now, look_ahead = now_from_params(p)

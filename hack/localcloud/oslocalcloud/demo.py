@@ -92,8 +92,8 @@ def scenario(args):
         values.update(extra)
         # each story starts clean: lease keys left by an earlier demo run go, only our keys are touched
         adapter = kinds.adapter_for(kind, conn)
-        changes, removes = kinds.effective_change(adapter.find(resource_id)["metadata"], values,
-                                                  tuple(k for k in keys.all() if k not in values))
+        changes, removes = keys_module.effective_change(adapter.find(resource_id)["metadata"], values,
+                                                        tuple(k for k in keys.all() if k not in values))
         adapter.apply(resource_id, changes, removes)
         told.setdefault(story, []).append("%s %s (%s)" % (kind, name or resource_id, project))
     for story, _expiry, _notice, _extra in STORIES:

@@ -84,8 +84,6 @@ class RunSettings:
     contact_attribute: str = "contact_email"
     audit_path: str | None = None
     check_mode: bool = True
-
-
     keyring: Keyring | None = None
     enforced_from: datetime | None = None
 
@@ -321,7 +319,7 @@ class LeaseEditor:
             result["owner"] = self.owner_of(record, trusted.lease).email
         change = plan_edit(seals.policy, seals.keys, trusted.lease, request, seals.now, created_time(record))
         if change.lease is None:
-            changes, removes = effective_change(record["metadata"], {}, [k for k in seals.keys.all()])
+            changes, removes = effective_change(record["metadata"], {}, list(seals.keys.all()))
         else:
             changes, removes = lease_writes(seals, record, change.lease, drop_request=False)
         reason = change.reason

@@ -19,7 +19,6 @@ import threading
 import time
 
 from .decide import DONE_STATUSES, PAST
-from .keys import effective_change  # noqa: F401  (the adapters' apply takes one)
 
 IMAGE_PATCH = "application/openstack-images-v2.1-json-patch"
 # Image attributes that are Glance's own, not custom properties.

@@ -172,8 +172,8 @@ def seal_lease(keyring: Keyring, prefix: str, kind: str, resource_id: str, state
     """The seal for this resource's lease, made with the signing key."""
     key_id = keyring.signing_id
     notice = state.notice
-    notice_text = "n" if notice is None else "%d-%s-%s" % (notice.milestone_days, _epoch(notice.sent),
-                                                            _epoch(notice.for_expiry))
+    notice_text = "n" if notice is None else "%d-%s-%s" % (
+        notice.milestone_days, _epoch(notice.sent), _epoch(notice.for_expiry))
     body = ".".join((key_id, _epoch(state.expires), notice_text, str(int(state.extensions)),
                      extras_tag(keyring, key_id, prefix, kind, resource_id, owner, exempt) or ""))
     mac = keyring.mac(key_id, _message(VERSION, "lease", prefix, kind, resource_id, body))
@@ -187,7 +187,7 @@ def open_seal(keyring: Keyring, prefix: str, kind: str, resource_id: str, text: 
     parts = str(text).strip().split(".")
     if len(parts) != 7 or parts[0] != VERSION:
         return SealCheck(problem="not a seal of this collection")
-    _, key_id, expires, notice, extensions, tag, mac = parts
+    key_id, expires, notice, extensions, tag, mac = parts[1:]
     if not (_KEY_ID.match(key_id) and _NUMBER.match(expires) and (notice == "n" or _NOTICE.match(notice))
             and _NUMBER.match(extensions) and not extensions.startswith("-") and _TAG.match(tag) and _MAC.match(mac)):
         return SealCheck(problem="not a seal of this collection")
