@@ -28,15 +28,11 @@ from .policy import REMOVE, Policy
 from .reap import KIND_ORDER, USES, check_cap, owner_digest
 from .reaper import Reaper
 from .seal import Keyring
-from .trust import SEALED, TAMPERED, SealContext, trust_lease
+from .trust import SealContext, trust_lease, wrong_key
 
 
 class SealKeyMismatch(Exception):
     """No seal in the scan verifies with the key file: the wrong key, not a cloud of tampered leases."""
-
-
-# With this many seals found and not one verifying, the run stops before writing anything.
-WRONG_KEY_EVIDENCE = 3
 
 
 class CapExceeded(Exception):
@@ -154,13 +150,9 @@ class LeaseRun:
 
     def check_key(self, outcomes: list[Outcome]) -> None:
         """Refuse to go on when seals exist and none verifies: a wrong key file would rebuild every lease."""
-        found = [o for o in outcomes if o.trusted and o.trusted.note and o.lease is not None
-                 and (o.record.get("metadata") or {}).get(self.s.keys.seal)]
-        verified = [o for o in outcomes if o.trusted and o.trusted.seal in (SEALED, TAMPERED) and not o.trusted.note]
-        if len(found) >= WRONG_KEY_EVIDENCE and not verified:
-            raise SealKeyMismatch(
-                "%d resources carry a seal and not one verifies with the key file (key ids %s): is it the wrong key "
-                "file? Nothing was written or removed." % (len(found), ", ".join(self.s.keyring.ids)))
+        problem = wrong_key([o.trusted for o in outcomes if o.trusted], self.s.keyring)
+        if problem:
+            raise SealKeyMismatch(problem)
 
     def run(self) -> dict:
         started = time.monotonic()

@@ -61,6 +61,7 @@ class TrustedLease:
     seal: str                          # sealed, adopted, new or tampered
     changes: tuple[Change, ...] = ()   # tampering found (reported; restored by the next write)
     note: str | None = None            # why a seal was not accepted
+    seal_found: bool = False           # a seal was stored (valid or not)
 
     @property
     def tampered(self) -> bool:
@@ -130,7 +131,7 @@ def trust_lease(context: SealContext, kind: str, resource_id: str, metadata: dic
             lease = replace(lease, owner=stored.owner, exempt=stored.exempt)
         else:
             changes.extend(_unsealed_extras(keys, owner_raw, exempt_raw, "a different or no value"))
-        return TrustedLease(lease, TAMPERED if changes else SEALED, tuple(changes))
+        return TrustedLease(lease, TAMPERED if changes else SEALED, tuple(changes), seal_found=True)
 
     present = [key for key in keys.written() if key in metadata]
     if stored.seal is None and not present and not context.enforced:
@@ -159,7 +160,26 @@ def trust_lease(context: SealContext, kind: str, resource_id: str, metadata: dic
     changes = tuple(Change(key, _raw(metadata, key), None) for key in present)
     if not changes:
         changes = (Change(keys.seal, None, "(removed)"),)
-    return TrustedLease(_rebuilt(policy, now, created, request, max_out=True), TAMPERED, changes, note)
+    return TrustedLease(_rebuilt(policy, now, created, request, max_out=True), TAMPERED, changes, note,
+                        seal_found=stored.seal is not None)
+
+
+# With this many seals found and not one verifying, a run stops before writing anything.
+WRONG_KEY_EVIDENCE = 3
+
+
+def wrong_key(leases: list[TrustedLease], keyring: Keyring) -> str | None:
+    """Why the key file is probably the wrong one (None if not): seals exist and not one verifies.
+
+    Otherwise a wrong key would rebuild every lease of the cloud as tampered. Owners cannot
+    trigger this for a whole cloud: they cannot make other projects' seals fail.
+    """
+    found = sum(1 for lease in leases if lease.seal_found)
+    verified = sum(1 for lease in leases if lease.seal_found and lease.note is None)
+    if found >= WRONG_KEY_EVIDENCE and not verified:
+        return ("%d resources carry a seal and not one verifies with the key file (key ids %s): is it the wrong key "
+                "file? Nothing was written or removed." % (found, ", ".join(keyring.ids)))
+    return None
 
 
 def _rebuilt(policy: Policy, now: datetime, created: datetime | None, request: dict, max_out: bool) -> LeaseRecord:

@@ -340,3 +340,17 @@ def test_the_sealed_keys_of_a_lease_fit_every_service():
     values = sealed(NOW + timedelta(days=30), Notice(14, NOW, NOW + timedelta(days=30)), 3, "o" * 60 + "@example.org",
                     "x" * 200, rid=os.urandom(18).hex())
     assert all(len(value) <= 255 for value in values.values())
+
+
+def test_a_wrong_key_file_stops_the_run_but_owners_cannot_trigger_it_for_others():
+    others = [sealed(NOW + timedelta(days=20), rid="r%d" % index) for index in range(4)]
+    wrong = s.parse_keyring("k9 " + "w" * 40)
+    context = replace(ENFORCED, keyring=wrong)
+    leases = [trusted(metadata, rid="r%d" % index, context=context) for index, metadata in enumerate(others)]
+    assert "not one verifies" in t.wrong_key(leases, wrong)
+    # the right key: one owner's broken seals among verified ones are tampering, not a wrong key
+    forged = [dict(sealed(NOW, rid="x%d" % index), lease_seal="s1.k2.1.n.0.%s.%s" % ("A" * 16, "B" * 43))
+              for index in range(5)]
+    leases = [trusted(m, rid="r%d" % i) for i, m in enumerate(others)] + [trusted(m, rid="x%d" % i)
+                                                                          for i, m in enumerate(forged)]
+    assert t.wrong_key(leases, RING) is None and sum(lease.seal == t.TAMPERED for lease in leases) == 5
