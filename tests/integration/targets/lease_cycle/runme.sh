@@ -18,6 +18,7 @@ cycle() { ansible-playbook -i "$inventory" -e "@$vars" osops.lifecycle.lease_cyc
 cycle_fails() { if cycle "$@"; then echo "the cycle should have failed"; exit 1; fi; }
 resource_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resources"][sys.argv[2]]["id"])' "$state" "$1"; }
 user_email() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["users"][sys.argv[2]]["email"])' "$state" "$1"; }
+user_name() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["users"][sys.argv[2]]["name"])' "$state" "$1"; }
 
 # The mail server is down: nobody is told, no notice is recorded, the run ends red.
 cycle_fails -e lease_smtp_port=1
@@ -37,17 +38,17 @@ check rerun
 cycle -e "lease_as_of=$(date -u -d '+7 days' +%Y-%m-%dT%H:%M:%SZ)"
 check preview
 
-# lease_extend as AWX launches it: the owner extends her own volume (counted) ...
+# lease_extend as AWX launches it (the AWX user name is the Keystone user's): the owner extends her own volume (counted) ...
 extend() { ansible-playbook -e "@$vars" -e lease_hosts=localhost osops.lifecycle.lease_extend "$@"; }
 extend -e lease_extend_kind=volume -e "lease_extend_resource=$(resource_id v1)" -e lease_extend_days=5 \
-    -e "awx_user_email=$(user_email ann)" -e awx_user_name=ann
+    -e "awx_user_email=$(user_email ann)" -e "awx_user_name=$(user_name ann)"
 check extend
 # ... but not rex's server, and the refusal names no one else's address
 if extend -e lease_extend_kind=server -e "lease_extend_resource=$(resource_id s2)" -e lease_extend_days=5 \
-    -e "awx_user_email=$(user_email ann)" -e awx_user_name=ann | tee "$OUTPUT_DIR/refused.log"; then
+    -e "awx_user_email=$(user_email ann)" -e "awx_user_name=$(user_name ann)" | tee "$OUTPUT_DIR/refused.log"; then
     echo "ann extended rex's server"; exit 1
 fi
-grep -q "not a resource of $(user_email ann)" "$OUTPUT_DIR/refused.log"
+grep -q "not a resource of user $(user_name ann)" "$OUTPUT_DIR/refused.log"
 if grep -q "$(user_email rex)" "$OUTPUT_DIR/refused.log"; then echo "the refusal named rex"; exit 1; fi
 # ... an operator may (not counted against the owner's extensions)
 extend -e lease_extend_kind=volume -e "lease_extend_resource=$(resource_id v1)" -e lease_extend_days=5 \
