@@ -247,7 +247,7 @@ digest:
       description: "kind, id, name, project, region, expires, days_left, milestone_days of each resource."
       type: list
 counts:
-  description: C(scanned), and counts C(by_status) and C(by_kind).
+  description: C(scanned), counts C(by_status), C(by_kind) and C(by_seal) (sealed, adopted, new, tampered), and C(tampered).
   returned: always
   type: dict
 requests:
