@@ -131,12 +131,8 @@ def seal(key_file: str, kind: str, resource_id: str, metadata: dict) -> dict:
     notice = keys.Notice.parse(metadata[PREFIX + "notice"]) if metadata.get(PREFIX + "notice") else None
     extensions = int(metadata.get(PREFIX + "extensions") or 0)
     owner, exempt = metadata.get(PREFIX + "owner"), metadata.get(PREFIX + "exempt")
-    if hasattr(seal_module, "SealedState"):
-        state = seal_module.SealedState(expires, notice, extensions)
-        value = seal_module.seal_lease(keyring, PREFIX, kind, resource_id, state, owner, exempt)
-    else:  # the signature first agreed on
-        value = seal_module.seal_lease(keyring, PREFIX, kind, resource_id, expires, notice, extensions, owner, exempt)
-    return {PREFIX + "seal": value}
+    state = seal_module.SealedState(expires, notice, extensions)
+    return {PREFIX + "seal": seal_module.seal_lease(keyring, PREFIX, kind, resource_id, state, owner, exempt)}
 
 
 # --- metadata of any kind ------------------------------------------------------------------------------------
@@ -351,19 +347,21 @@ def shift(path: str, days: float) -> None:
     """Age every lease time of the estate by ``days``; leases the collection sealed are sealed again."""
     conn = admin()
     state = load(path)
+    try:
+        import sealing  # lease_cycle's: ages sealed leases through their seal
+        ring = sealing.keyring(state["key_file"])
+    except ImportError:  # a collection without seals (main before issue 12): plain times
+        sealing = ring = None
     delta = timedelta(days=days)
-
-    def older(match):
-        return iso(datetime.strptime(match.group(0), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - delta)
-
     for resource in state["resources"].values():
         metadata = read_meta(conn, resource["kind"], resource["id"])
         if not metadata or PREFIX + "expires" not in metadata:
             continue
-        changed = {key: ISO.sub(older, metadata[key]) for key in (PREFIX + "expires", PREFIX + "notice")
-                   if key in metadata}
-        if PREFIX + "seal" in metadata:
-            changed.update(seal(state["key_file"], resource["kind"], resource["id"], dict(metadata, **changed)))
+        if sealing is not None:
+            changed = sealing.aged(ring, resource["kind"], resource["id"], metadata, delta)
+        else:
+            changed = {key: shift_text(metadata[key], delta) for key in (PREFIX + "expires", PREFIX + "notice")
+                       if key in metadata}
         write_meta(conn, resource["kind"], resource["id"], changed)
     print("estate is %s days older" % days)
 
@@ -671,10 +669,10 @@ def load_sealed_notice(c: Check, short: str) -> str | None:
     return c.res(short)["setup"].get(PREFIX + "notice") and shift_text(c.res(short)["setup"][PREFIX + "notice"])
 
 
-def shift_text(text: str) -> str:
+def shift_text(text: str, delta: timedelta = timedelta(days=SHIFT_DAYS)) -> str:
     """A setup time as it reads after runme.sh's shift."""
     return ISO.sub(lambda m: iso(datetime.strptime(m.group(0), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-                                 - timedelta(days=SHIFT_DAYS)), text)
+                                 - delta), text)
 
 
 def expect_wipe(c: Check, short: str, decision: dict) -> None:
