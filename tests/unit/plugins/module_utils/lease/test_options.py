@@ -63,6 +63,13 @@ def test_exemption_options_reach_the_rules():
         (dict(key_prefix="has space"), keys_from_params, "key_prefix"),
         (dict(exempt_cidrs=["10.0.0.0/40"]), exemptions_from_params, "exemptions"),
         (dict(exempt_jmespath="a.[b"), exemptions_from_params, "exemptions"),
+        # the review's values, as YAML and the command line give them: clear errors, never a traceback later
+        (dict(max_lease_days=float("nan")), policy_from_params, "max_lease_days"),
+        (dict(max_lease_days="inf"), policy_from_params, "max_lease_days"),
+        (dict(grace_days="1e12"), policy_from_params, "grace_days"),
+        (dict(lifetime_days=-5), policy_from_params, "lifetime"),
+        (dict(max_extensions=-1), policy_from_params, "max_extensions"),
+        (dict(milestones_days=[10 ** 8]), policy_from_params, "milestones"),
     ],
 )
 def test_bad_options_name_themselves(given, convert, option):
