@@ -55,6 +55,7 @@ ESTATE = [
     ("g-7told", "volume", "gina", "good", 6.5, {"notice": (7, 0.5)}),  # told at 7 days by the old version
     ("g-ext", "volume", "gina", "good", 40, {"extensions": 2}),      # no extension left
     ("g-team", "volume", "gina", "good", 8.5, {}),                   # an operator sets an owner override
+    ("g-community", "image", "gina", "good", 40, {}),                # community: listed only with visibility=all
     # the attacker's project: one resource per row of ROWS
     ("h-extend", "volume", "mal", "evil", 40, {"extensions": 1}),
     ("h-year1", "volume", "mal", "evil", 40, {}),
@@ -261,7 +262,8 @@ def setup(path: str) -> None:
             pending.append((owner, kind, made))
         elif kind == "image":
             made = owner.image.create_image(name=name, disk_format="raw", container_format="bare",
-                                            data=b"\0" * 1024, visibility="shared" if project == "share" else "private",
+                                            data=b"\0" * 1024, visibility="shared" if project == "share" else
+                                            "community" if short == "g-community" else "private",
                                             allow_duplicates=True, wait=True, timeout=120)
             write_meta(owner, "image", made.id, metadata)
             if project == "share":
@@ -293,7 +295,9 @@ def setup(path: str) -> None:
         "lease_hosts": "localhost",
         "lease_cloud": "admin",
         "lease_projects": projects("good", "evil"),
-        "lease_policy": dict(POLICY, exempt_users=[state["users"]["svc"]["name"], state["users"]["svc"]["id"]]),
+        # community images are leased like private ones here (the review's case: only public ones exempt)
+        "lease_policy": dict(POLICY, exempt_users=[state["users"]["svc"]["name"], state["users"]["svc"]["id"]],
+                             exempt_image_visibilities=["public"]),
         "lease_seal_key_file": key_file,
         "lease_reap_remove": True,
         "lease_image_action": "delete",
@@ -601,6 +605,10 @@ def expect_tenants(c: Check) -> None:
                late.get("status"), late.get("tampered")))
     c.that(bool(c.meta("g-late").get(PREFIX + "seal")), "g-late is sealed")
     c.key_is("g-late", "extensions", None, "a new resource has its extensions")
+    community = decisions.get(c.res("g-community")["id"]) or {}
+    c.that(community.get("status") not in (None, "exempt", "invalid"),
+           "the community image of a scanned project is leased (found %s)" % (community.get("status") or "not listed"))
+    c.that(bool(c.meta("g-community").get(PREFIX + "seal")), "the community image is sealed")
 
     print("-- the attacks")
     for row, short in planted.items():

@@ -19,7 +19,8 @@ author: osops.lifecycle contributors
 """
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._base import LifecycleModule
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kinds import adapter_for, effective_change
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keys import effective_change
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kinds import adapter_for
 
 
 class LeaseWriteProbe(LifecycleModule):
