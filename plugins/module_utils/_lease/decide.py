@@ -70,7 +70,7 @@ class Outcome:
     verb: str | None = None        # REMOVE: delete, shelve, stop or deactivate
     users: frozenset[Key] = frozenset()
     trusted: TrustedLease | None = None
-    seal_after: str | None = None  # the seal the resource holds once this run's write is made
+    seal_after: str | None = None  # the seal the resource holds: as scanned, or as this run wrote it
 
     @property
     def tampered(self) -> list[dict]:
@@ -164,10 +164,16 @@ def created_time(record: dict) -> datetime | None:
         return None
 
 
+def metadata_of(record: dict) -> dict:
+    """A record's metadata; anything else an adapter could not read counts as none."""
+    metadata = record.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def lease_writes(seals: SealContext, record: dict, lease: LeaseRecord,
                  drop_request: bool) -> tuple[dict[str, str], tuple[str, ...]]:
     """The keys to set and remove so the resource stores exactly ``lease``, sealed (an ``effective_change``)."""
-    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    metadata = metadata_of(record)
     wanted = sealed_values(seals, record["kind"], record["id"], lease)
     unwanted = [key for key in seals.keys.written() if key not in wanted]
     if drop_request:
@@ -182,7 +188,7 @@ def decide_one(record: dict, seals: SealContext, exemption: Callable[[dict], str
     policy, keys, now = seals.policy, seals.keys, seals.now
     if record.get("record_error"):
         raise ValueError(record["record_error"])
-    metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    metadata = metadata_of(record)
     created = created_time(record)
     trusted = trust_lease(seals, record["kind"], record["id"], metadata, read_lease(metadata, keys), created)
     lease = trusted.lease
@@ -216,7 +222,7 @@ def decide_one(record: dict, seals: SealContext, exemption: Callable[[dict], str
         decision = replace(decision, reason="%s; nobody to notify (%s), so never removed"
                            % (decision.reason, owner.note or "no owner"))
     return Outcome(record, lease, decision, owner, request, set_values, remove_keys, verb, users, trusted,
-                   set_values.get(keys.seal, metadata.get(keys.seal)))
+                   metadata.get(keys.seal))
 
 
 def decide_scan(
@@ -244,8 +250,7 @@ def decide_scan(
             # never stop the scan for the others; never remove what could not be decided
             outcome = Outcome(record, LeaseRecord(), Decision(INVALID, NONE, "could not be decided: %s: %s" % (
                 type(error).__name__, shorten(str(error), 200))), Owner(None, None, note="not decided"),
-                users=my_users, seal_after=(record.get("metadata") or {}).get(seals.keys.seal)
-                if isinstance(record.get("metadata"), dict) else None)
+                users=my_users, seal_after=metadata_of(record).get(seals.keys.seal))
         outcomes.append(outcome)
     return outcomes
 

@@ -138,9 +138,9 @@ class LeaseRun:
                                        audit, self.changes_allowed, status=outcome.decision.status,
                                        seal=outcome.trusted.seal if outcome.trusted else None,
                                        tampered=outcome.tampered)
-            if written["outcome"] != "written":
-                # the resource keeps the seal it had: the reaper must expect that one
-                outcome.seal_after = (record.get("metadata") or {}).get(self.s.keys.seal)
+            if written["outcome"] == "written":
+                # the reaper must expect the seal this run wrote
+                outcome.seal_after = outcome.set_values.get(self.s.keys.seal, outcome.seal_after)
             return written
 
         if not pending:
@@ -168,12 +168,7 @@ class LeaseRun:
             raise CapExceeded(cap, self.result(outcomes, [], [], None, cap, started))
         audit = AuditLog(self.s.audit_path, check_mode=not self.changes_allowed)
         try:
-            if self.s.write_leases:
-                writes = self.write(outcomes, audit)
-            else:
-                writes = []
-                for outcome in outcomes:
-                    outcome.seal_after = (outcome.record.get("metadata") or {}).get(self.s.keys.seal)
+            writes = self.write(outcomes, audit) if self.s.write_leases else []
             removed = []
             if self.s.reap:
                 reaper = Reaper(self.adapters, self.s.keys, audit, self.s.workers, self.s.timeout)
@@ -303,13 +298,14 @@ class LeaseEditor:
         result.update(id=record["id"], name=record["name"])
         seals = self.seals
         stored = read_lease(record["metadata"], seals.keys)
-        trusted = trust_lease(seals, record["kind"], record["id"], record["metadata"], stored, created_time(record))
+        created = created_time(record)
+        trusted = trust_lease(seals, record["kind"], record["id"], record["metadata"], stored, created)
         refusal = self._refusal(record, trusted.lease)
         if refusal:
             return dict(result, outcome="refused", reason=refusal)
         if self.owner_of is not None:
             result["owner"] = self.owner_of(record, trusted.lease).email
-        change = plan_edit(seals.policy, seals.keys, trusted.lease, request, seals.now, created_time(record))
+        change = plan_edit(seals.policy, seals.keys, trusted.lease, request, seals.now, created)
         if change.lease is None:
             changes, removes = effective_change(record["metadata"], {}, list(seals.keys.all()))
         else:

@@ -239,7 +239,7 @@ def read_lease(metadata, keys: LeaseKeys) -> LeaseRecord:
 
 def lease_metadata(keys: LeaseKeys, expires: datetime | None = None, notice: Notice | None = None,
                    extensions: int | None = None, owner: str | None = None) -> dict[str, str]:
-    """The readable metadata values for the given parts (only the keys given; unsealed, for tests and migration)."""
+    """The readable metadata values for the given parts (only the keys given); the seal is added by trust.sealed_values."""
     values: dict[str, str] = {}
     if expires is not None:
         values[keys.expires] = format_time(expires)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from .keys import LeaseKeys, LeaseRecord, format_time, shorten
+from .keys import LeaseKeys, LeaseRecord, format_time, lease_metadata, shorten
 from .policy import Policy
 from .seal import Keyring, SealedState, extras_match, open_seal, seal_lease
 
@@ -85,15 +85,7 @@ class SealContext:
 
 def readable_values(keys: LeaseKeys, lease: LeaseRecord) -> dict[str, str]:
     """The human-readable keys of a lease as the collection writes them (absent parts are absent keys)."""
-    values: dict[str, str] = {}
-    if lease.expires is not None:
-        values[keys.expires] = format_time(lease.expires)
-    if lease.notice is not None:
-        values[keys.notice] = lease.notice.format()
-    if lease.extensions:
-        values[keys.extensions] = str(lease.extensions)
-    if lease.owner:
-        values[keys.owner] = lease.owner
+    values = lease_metadata(keys, lease.expires, lease.notice, lease.extensions or None, lease.owner or None)
     if lease.exempt:
         values[keys.exempt] = lease.exempt
     return values
@@ -130,7 +122,7 @@ def trust_lease(context: SealContext, kind: str, resource_id: str, metadata: dic
         if extras_match(context.keyring, check, keys.prefix, kind, resource_id, owner_raw, exempt_raw):
             lease = replace(lease, owner=stored.owner, exempt=stored.exempt)
         else:
-            changes.extend(_unsealed_extras(keys, owner_raw, exempt_raw, "a different or no value"))
+            changes.extend(_unsealed_extras(keys, owner_raw, exempt_raw, "a different or no value", sealed_some=True))
         return TrustedLease(lease, TAMPERED if changes else SEALED, tuple(changes), seal_found=True)
 
     present = [key for key in keys.written() if key in metadata]
@@ -151,7 +143,8 @@ def trust_lease(context: SealContext, kind: str, resource_id: str, metadata: dic
             lease = replace(lease, extensions=policy.max_extensions)
         problems.pop(keys.owner, None)
         lease = replace(lease, problems=problems)
-        changes = _unsealed_extras(keys, _raw(metadata, keys.owner), _raw(metadata, keys.exempt), "none (not sealed)")
+        changes = _unsealed_extras(keys, _raw(metadata, keys.owner), _raw(metadata, keys.exempt), "none (not sealed)",
+                                   sealed_some=False)
         return TrustedLease(lease, ADOPTED, tuple(changes))
 
     # from here on: tampering. Nothing that was stored is believed.
@@ -187,10 +180,13 @@ def _rebuilt(policy: Policy, now: datetime, created: datetime | None, request: d
     return LeaseRecord(policy.rebuilt_expiry(created, now), None, policy.max_extensions if max_out else 0, **request)
 
 
-def _unsealed_extras(keys: LeaseKeys, owner: str | None, exempt: str | None, sealed: str) -> list[Change]:
+def _unsealed_extras(keys: LeaseKeys, owner: str | None, exempt: str | None, sealed: str,
+                     sealed_some: bool) -> list[Change]:
+    """Owner override and exemption the seal does not cover; ``sealed_some``: the seal covered other values."""
     changes = [Change(key, value, sealed) for key, value in ((keys.owner, owner), (keys.exempt, exempt))
                if value is not None]
-    if not changes and sealed != "none (not sealed)":
+    if not changes and sealed_some:
+        # both keys are gone while the seal says one of them was set
         changes.append(Change("%s/%s" % (keys.owner, keys.exempt), None, "a sealed value, removed"))
     return changes
 
