@@ -15,8 +15,9 @@ description:
   - Runs on the host that holds both directories (a compute node with the NFS-backed instances
     directory and the Glance file store on one mount). Needs no cloud access; pass the image list
     from M(openstack.cloud.image_info) run once on the controller.
-  - Links only C(active) images whose file exists, has Glance's size (and hash with O(verify=hash)),
-    and whose content (header magic, not only Glance's C(disk_format)) is one of O(formats).
+  - Links only C(active) images whose file exists, is a regular file (not a root-owned one in a store root does not own),
+    has Glance's size (and hash with O(verify=hash)), and whose content (header magic, not only Glance's
+    C(disk_format)) is one of O(formats).
     Never links a qcow2 that names a backing file or an external data file.
   - Never replaces an existing base file that is not a link of the Glance file (Nova's own download
     may be a converted copy instances use); such images are reported in RV(skipped_images).
@@ -30,6 +31,12 @@ description:
     Nova's C(remove_unused_original_minimum_age_seconds).
   - One bad image never stops the others; I/O and permission errors are reported per image in
     RV(errors).
+  - Works as root inside directories the C(nova) user owns, so it treats them as hostile ground. Every directory
+    is opened once, component by component; a symlink is followed only inside a directory that only root can write
+    (an operator's C(instances -> /mnt/nfs/instances)); anywhere else the run fails with C(refused). Files are
+    named relative to those open directories and never through a symlink; a Glance file is checked and linked as one
+    open file; owner, mode and times change only through a descriptor of the checked file. What the module will not
+    touch is listed in RV(refused). See the threat model in C(docs/imagecache.md).
 options:
   images:
     description:
@@ -54,14 +61,18 @@ options:
       - Defaults to the parent of O(cache_dir).
     type: path
   owner:
-    description: User (name or number) to own the base files, for example the qemu or nova user. Unchanged if omitted.
+    description:
+      - User to own the base files, for example the qemu or nova user. Unchanged if omitted.
+      - A name must exist on the host; a number must be a valid id (0 to 4294967294).
     type: str
   group:
-    description: Group (name or number) of the base files. Unchanged if omitted.
+    description: Group of the base files, a name that exists on the host or a number. Unchanged if omitted.
     type: str
   mode:
-    description: Permissions of the base files, as an octal string.
-    type: str
+    description:
+      - Permissions of the base files, as an octal string (V(0644)) or a number.
+      - Between V(0000) and V(0777); setuid, setgid and sticky bits are refused (the mode lands on Glance's file too).
+    type: raw
     default: "0644"
   formats:
     description:
@@ -101,6 +112,8 @@ options:
       - Remove base files that are hard links (or copies made by this module) of images that are no
         longer active in O(images), unless an instance disk under O(instances_dir) uses them as
         backing file; those are reported in RV(kept).
+      - While any instance disk has a header that does not say which base file it uses (a backing file
+        name longer than qcow2 allows, or outside the file), nothing is pruned and RV(kept) says why.
     type: bool
     default: false
   state_file:
@@ -197,6 +210,17 @@ errors:
   returned: always
   type: list
   elements: dict
+refused:
+  description:
+    - Files the module would not work through, each with C(path), C(reason) (starting with C(refused:)) and C(id)
+      when an image is concerned. For example a Glance file that is a symlink or not a regular file, or owned by an
+      unexpected user; a lock file that is not a regular file; an instance disk that is not a regular file.
+    - When a directory itself is refused (a symlink where the C(nova) user could have made it), the module fails
+      and this list holds that directory.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "8b6e...", "path": "/var/lib/glance/images/8b6e...", "reason": "refused: the Glance file is a symlink, not a regular file"}]
 temp_files_removed:
   description: Temp files of an interrupted earlier run that were removed.
   returned: always
@@ -206,34 +230,14 @@ counts:
   description: Number of entries in each list above.
   returned: always
   type: dict
-  sample: {"linked": 2, "already_linked": 40, "updated": 0, "skipped_images": 3, "pruned": 0, "kept": 0, "errors": 0}
+  sample: {"linked": 2, "already_linked": 40, "updated": 0, "skipped_images": 3, "pruned": 0, "kept": 0, "errors": 0, "refused": 0}
 """
 
-import grp
-import hashlib
-import os
-import pwd
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.apply import (
-    ImageCache,
-    Options,
-    describe_os_error,
-)
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Image, Wanted
-
-DEFAULT_STATE_DIR = "/var/lib/osops-lifecycle"
-
-
-def resolve_id(value: str | None, lookup, what: str) -> int | None:
-    if value is None:
-        return None
-    if value.isdigit():
-        return int(value)
-    try:
-        return lookup(value)
-    except KeyError:
-        raise ValueError("%s %r does not exist on this host" % (what, value)) from None
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.cache_run import Options, describe_os_error, run
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.fsdir import Refused
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.options import parse_id, parse_mode, parse_touch_interval
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Wanted
 
 
 def main():
@@ -245,7 +249,7 @@ def main():
             instances_dir=dict(type="path"),
             owner=dict(type="str"),
             group=dict(type="str"),
-            mode=dict(type="str", default="0644"),
+            mode=dict(type="raw", default="0644"),
             formats=dict(type="list", elements="str", default=["raw", "iso"]),
             verify=dict(type="str", choices=["size", "hash"], default="size"),
             touch=dict(type="bool", default=True),
@@ -256,38 +260,38 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
+    params = module.params
     try:
-        uid = resolve_id(p["owner"], lambda name: pwd.getpwnam(name).pw_uid, "user")
-        gid = resolve_id(p["group"], lambda name: grp.getgrnam(name).gr_gid, "group")
-        mode = int(p["mode"], 8)
-        images = [Image.from_glance(item) for item in p["images"]]
+        wanted = Wanted(uid=parse_id(params["owner"], "owner"), gid=parse_id(params["group"], "group"),
+                        mode=parse_mode(params["mode"]), touch=params["touch"],
+                        touch_interval=parse_touch_interval(params["touch_interval"]),
+                        formats=frozenset(params["formats"]), verify_hash=params["verify"] == "hash")
     except ValueError as error:
         module.fail_json(msg="invalid option: %s" % error)
-    except KeyError as error:
-        module.fail_json(msg="an entry of images has no %s" % error)
-    cache_dir = os.path.realpath(p["cache_dir"])
-    state_file = p["state_file"] or os.path.join(
-        DEFAULT_STATE_DIR, "imagecache-%s.json" % hashlib.sha1(cache_dir.encode("utf-8")).hexdigest()[:12])
     options = Options(
-        source_dir=p["source_dir"],
-        cache_dir=p["cache_dir"],
-        instances_dir=p["instances_dir"] or os.path.dirname(cache_dir),
-        state_file=state_file,
-        wanted=Wanted(uid=uid, gid=gid, mode=mode, touch=p["touch"], touch_interval=p["touch_interval"],
-                      formats=frozenset(p["formats"]), verify_hash=p["verify"] == "hash"),
-        fallback=p["fallback"],
-        prune=p["prune"],
+        source_dir=params["source_dir"],
+        cache_dir=params["cache_dir"],
+        instances_dir=params["instances_dir"],
+        state_file=params["state_file"],
+        wanted=wanted,
+        fallback=params["fallback"],
+        prune=params["prune"],
         check_mode=module.check_mode,
     )
     try:
-        report = ImageCache(options).run(images)
+        report = run(options, params["images"])
+    except Refused as error:
+        module.fail_json(msg="cannot work on the image cache: %s" % error,
+                         refused=[{"path": error.path, "reason": "refused: " + error.reason}])
     except OSError as error:
         module.fail_json(msg="cannot work on the image cache: %s: %s" % (error.filename, describe_os_error(error)))
     result = report.result()
-    if report.errors:
-        module.warn("%d image(s) failed, see errors; first: %s: %s"
-                    % (len(report.errors), report.errors[0]["path"], report.errors[0]["error"]))
+    errors = report.lists["errors"]
+    if errors:
+        module.warn("%d image(s) failed, see errors; first: %s: %s" % (len(errors), errors[0]["path"], errors[0]["error"]))
+    if report.lists["refused"]:
+        module.warn("%d path(s) refused as unsafe, see refused; first: %s: %s"
+                    % (len(report.lists["refused"]), report.lists["refused"][0]["path"], report.lists["refused"][0]["reason"]))
     if module._diff:
         result["diff"] = {
             "before": "".join(line + "\n" for line in report.diff_before),

@@ -24,6 +24,8 @@ ISO_AREA_SIZE = 0x1006
 _ISO_MAGIC_AT = (0x8001, 0x8801, 0x9001)
 
 QCOW2_MAGIC = b"QFI\xfb"
+# qcow2 spec: a backing file name has at most 1023 bytes.
+QCOW2_MAX_BACKING_NAME = 1023
 # qcow2 v3 incompatible feature bit: image data lives in an external file.
 QCOW2_EXTERNAL_DATA_FILE = 1 << 2
 
@@ -89,15 +91,35 @@ def inspect_fd(fd: int, size: int | None = None) -> Header:
     return classify(head, os.pread(fd, ISO_AREA_SIZE, ISO_AREA_OFFSET))
 
 
-def qcow2_backing_file(fd: int) -> str | None:
-    """The backing file a qcow2 file names (an instance disk's base), or None."""
+@dataclass(frozen=True)
+class Backing:
+    """What an instance disk's header says about its base file."""
+
+    name: str | None = None  # the backing file it names, None for none
+    unjudged: str | None = None  # why we cannot tell which base file it uses (then every candidate stays)
+
+
+def qcow2_backing(fd: int, size: int) -> Backing:
+    """The backing file a qcow2 file of ``size`` bytes names; every header field bounded.
+
+    The header is the ``nova`` user's to write: a name longer than qcow2 allows or
+    outside the file is not read (no allocation a header can choose), and is not
+    ours to judge either.
+    """
     head = os.pread(fd, 20, 0)
     if len(head) < 20 or not head.startswith(QCOW2_MAGIC):
-        return None
-    backing_offset, backing_size = struct.unpack(">QI", head[8:20])
-    if not backing_offset or not backing_size:
-        return None
-    return os.pread(fd, backing_size, backing_offset).decode("utf-8", "replace")
+        return Backing()
+    offset, length = struct.unpack(">QI", head[8:20])
+    if not offset or not length:
+        return Backing()
+    if length > QCOW2_MAX_BACKING_NAME:
+        return Backing(unjudged="its backing file name has %d bytes, more than qcow2's %d" % (length, QCOW2_MAX_BACKING_NAME))
+    if offset > size or length > size - offset:
+        return Backing(unjudged="its backing file name lies beyond the end of the file")
+    name = os.pread(fd, length, offset)
+    if len(name) != length:
+        return Backing(unjudged="its backing file name could not be read whole")
+    return Backing(name=name.decode("utf-8", "replace"))
 
 
 def content_matches(disk_format: str, header: Header) -> bool:

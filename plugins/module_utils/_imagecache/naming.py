@@ -44,6 +44,11 @@ def own_temp_pid(name: str) -> int | None:
     return int(match.group(2)) if match else None
 
 
+def lock_name(base_name: str) -> str:
+    """The name of the file in ``<instances_path>/locks`` that Nova (oslo.concurrency) locks for a base file."""
+    return "nova-%s" % base_name
+
+
 def nova_lock_path(instances_dir: str, base_name: str) -> str:
-    """The file Nova (oslo.concurrency, lock_path=$instances_path/locks) locks for a base file."""
-    return os.path.join(instances_dir, "locks", "nova-%s" % base_name)
+    """The path of Nova's lock file for a base file (lock_path=$instances_path/locks)."""
+    return os.path.join(instances_dir, "locks", lock_name(base_name))

@@ -4,10 +4,12 @@
 
 """Decide what to do with each image and cache entry (pure: no I/O).
 
-The scan step observes files (FileFacts, Header, hash results); these functions
-turn observations into decisions; the apply step carries them out. Every rule an
-operator may argue about (when an image may be linked, what counts as already
-linked, what may be pruned) lives here.
+The observe step (observe.py) looks at files through verified descriptors
+(FileFacts, Header, hash results); these functions turn observations into
+decisions; the act step (act.py) carries them out. Every rule an operator may
+argue about (when an image may be linked, what counts as already linked, whose
+file may become a base file, what may be pruned) lives here, and so does every
+skip reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from .inspect import Header, content_matches, unsafe_reason
 LINK = "link"
 ALREADY = "already_linked"
 SKIP = "skip"
+REFUSE = "refuse"  # hostile or unexpected filesystem state: reported in ``refused``
+
+# Largest size we believe (qcow2 caps virtual disks far below; a file cannot be larger).
+MAX_SIZE = 1 << 62
+IN_USE = "backing file of an instance disk"
 
 
 @dataclass(frozen=True)
@@ -34,16 +41,27 @@ class Image:
     os_hash_value: str | None = None
 
     @classmethod
-    def from_glance(cls, data: dict) -> "Image":
+    def from_glance(cls, data: object) -> "Image":
+        """An image from one entry of the images option; ValueError says what is wrong with it."""
+        if not isinstance(data, dict):
+            raise ValueError("invalid image entry: not a dict")
+        image_id = data.get("id")
+        if not isinstance(image_id, str) or not image_id:
+            raise ValueError("invalid image entry: id must be a non-empty string")
         size = data.get("size")
-        return cls(
-            id=str(data["id"]),
-            status=str(data.get("status") or ""),
-            size=int(size) if size is not None else None,
-            disk_format=data.get("disk_format"),
-            os_hash_algo=data.get("os_hash_algo"),
-            os_hash_value=data.get("os_hash_value"),
-        )
+        if size is not None:
+            if isinstance(size, str) and size.isdigit():
+                size = int(size)
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+                raise ValueError("invalid image entry %s: size must be a whole number of bytes" % image_id)
+        texts = {}
+        for key in ("status", "disk_format", "os_hash_algo", "os_hash_value"):
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError("invalid image entry %s: %s must be a string" % (image_id, key))
+            texts[key] = value
+        return cls(id=image_id, status=texts["status"] or "", size=size, disk_format=texts["disk_format"],
+                   os_hash_algo=texts["os_hash_algo"], os_hash_value=texts["os_hash_value"])
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,7 @@ class FileFacts:
     uid: int
     gid: int
     mode: int  # permission bits only
+    nlink: int = 1
 
     def same_file(self, other: "FileFacts | None") -> bool:
         return other is not None and (self.dev, self.ino) == (other.dev, other.ino)
@@ -85,10 +104,29 @@ class Decision:
     fixes: tuple[str, ...] = ()
 
 
+def source_refusal(source: FileFacts, store_uid: int) -> str | None:
+    """Why a Glance file must not become a base file whatever Glance says, or None.
+
+    A base file shares its inode with the Glance file, and we chown and chmod that
+    inode. Glance writes its files as the store's owner (and our earlier runs may
+    have given them the base files' owner): a root-owned file in a store root does
+    not own was put there by someone else, for example as a hard link of one of
+    root's files (NFS servers do not apply protected_hardlinks), and must never be
+    handed to the base files' owner or made readable.
+    """
+    if source.uid == 0 and store_uid != 0:
+        return "the Glance file is owned by root in a store that uid %d owns" % store_uid
+    return None
+
+
+def invalid_id(image_id: str) -> bool:
+    """The id becomes a name in source_dir: it must never name anything outside it."""
+    return not image_id or "/" in image_id or image_id.startswith(".") or "\0" in image_id
+
+
 def preselect(image: Image, wanted: Wanted) -> str | None:
     """Reason to skip an image from Glance's metadata alone, or None."""
-    if not image.id or "/" in image.id or image.id.startswith(".") or "\0" in image.id:
-        # the id becomes a path under source_dir: never let it leave that directory
+    if invalid_id(image.id):
         return "invalid image id"
     if image.status != "active":
         # queued/saving/importing: partial or absent file; others: not for booting
@@ -116,6 +154,12 @@ def attribute_fixes(entry: FileFacts, wanted: Wanted, now: float) -> tuple[str, 
     return tuple(fixes)
 
 
+def needs_hash(image: Image, wanted: Wanted, source: FileFacts, header: Header) -> bool:
+    """Hash the file? Only when asked to and nothing cheaper already rules the file out (hashing is the slow part)."""
+    return (wanted.verify_hash and source.size == image.size and content_matches(image.disk_format or "", header)
+            and not unsafe_reason(header))
+
+
 def decide(
     image: Image,
     base_name: str,
@@ -126,22 +170,28 @@ def decide(
     recorded_copy: bool = False,
     header: Header | None = None,
     hash_ok: bool | None = None,
+    store_uid: int | None = None,
 ) -> Decision:
     """The decision for one image that passed preselect().
 
     ``recorded_copy``: our state says ``entry`` is a reflink/copy we made of this
     image (a different inode from the Glance file, yet ours). ``header`` and
-    ``hash_ok`` are only needed when a new entry would be made.
+    ``hash_ok`` are only needed when a new entry would be made. ``store_uid``: the
+    owner of Glance's store, for source_refusal() (None: not checked).
     """
     def skip(reason: str) -> Decision:
         return Decision(image.id, base_name, SKIP, reason)
 
     if source is None:
         return skip("Glance file is missing")
+    refusal = source_refusal(source, store_uid) if store_uid is not None else None
+    if refusal:
+        return Decision(image.id, base_name, REFUSE, refusal)
     if source.size != image.size:
         return skip("size mismatch: file has %d bytes, Glance says %d" % (source.size, image.size))
     if entry is not None:
-        if entry.same_file(source) or recorded_copy:
+        # a copy of ours has one name only: a second name is someone's hard link of another file
+        if entry.same_file(source) or (recorded_copy and entry.nlink == 1):
             return Decision(image.id, base_name, ALREADY, fixes=attribute_fixes(entry, wanted, now))
         # Nova's own download (maybe converted to raw) or someone else's file:
         # instances may use it, so it is never replaced.
@@ -183,6 +233,7 @@ def plan_prune(
     active_ids: set[str],
     entries: dict[str, FileFacts],
     in_use: set[str],
+    unjudged: tuple[str, ...] = (),
 ) -> PrunePlan:
     """Entries to remove: ours, of images no longer active, used by no instance.
 
@@ -191,6 +242,8 @@ def plan_prune(
     whose cache entry is a hard link of it (made by us or by an older tool).
     ``entries``: base name -> facts of what is in the cache now.
     ``in_use``: base names that instance disks name as their backing file.
+    ``unjudged``: instance disks whose header does not say which base file they
+    use (paths with reasons): while there is one, nothing is pruned.
     """
     plan = PrunePlan()
     candidates: dict[str, str] = {}
@@ -207,7 +260,10 @@ def plan_prune(
             candidates.setdefault(base_name, "")
     for base_name in sorted(candidates):
         if base_name in in_use:
-            plan.kept[base_name] = "backing file of an instance disk"
+            plan.kept[base_name] = IN_USE
+        elif unjudged:
+            plan.kept[base_name] = "instance disk %s%s: not ours to judge, so every base file stays" % (
+                unjudged[0], " (and %d more)" % (len(unjudged) - 1) if len(unjudged) > 1 else "")
         else:
             plan.prune.append(base_name)
     return plan

@@ -10,14 +10,31 @@ import subprocess
 import pytest
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache import naming
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.apply import header_of
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.inspect import (
+    Backing,
     Header,
     classify,
     content_matches,
-    qcow2_backing_file,
+    inspect_fd,
+    qcow2_backing,
     unsafe_reason,
 )
+
+
+def header_of(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return inspect_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def backing_of(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return qcow2_backing(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
 
 
 def test_cache_name_is_nova_sha1_of_the_id():
@@ -87,16 +104,27 @@ def test_headers_of_real_files(images, name, expected):
 
 
 def test_backing_file_of_an_instance_disk(images):
-    fd = os.open(str(images["backed"]), os.O_RDONLY)
-    try:
-        assert qcow2_backing_file(fd) == str(images["raw"])
-    finally:
-        os.close(fd)
-    fd = os.open(str(images["qcow2"]), os.O_RDONLY)
-    try:
-        assert qcow2_backing_file(fd) is None
-    finally:
-        os.close(fd)
+    assert backing_of(str(images["backed"])) == Backing(name=str(images["raw"]))
+    assert backing_of(str(images["qcow2"])) == Backing()
+    assert backing_of(str(images["raw"])) == Backing()
+
+
+def hostile_disk(tmp_path, offset, length, total=4096):
+    """A raw 'instance disk' whose first bytes look like a qcow2 header naming a backing file."""
+    head = b"QFI\xfb" + struct.pack(">IQI", 3, offset, length)
+    path = tmp_path / "disk"
+    path.write_bytes(head + b"/var/lib/nova/instances/_base/x" + bytes(total - len(head) - 31))
+    return str(path)
+
+
+def test_a_hostile_header_allocates_nothing_it_chooses(tmp_path):
+    # a 4 GiB backing name: today's header reader would allocate it
+    unjudged = backing_of(hostile_disk(tmp_path, 20, 0xFFFFFFFF))
+    assert unjudged.name is None and "more than qcow2's 1023" in unjudged.unjudged
+    assert "beyond the end" in backing_of(hostile_disk(tmp_path, 1 << 40, 16)).unjudged
+    assert "beyond the end" in backing_of(hostile_disk(tmp_path, 4090, 16)).unjudged
+    assert backing_of(hostile_disk(tmp_path, 20, 31)).name == "/var/lib/nova/instances/_base/x"
+    assert backing_of(hostile_disk(tmp_path, 20, 1023)).unjudged is None
 
 
 def test_short_and_empty_files():

@@ -6,16 +6,17 @@ from __future__ import annotations
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.report import summarise
 
 
-def result(linked=0, already=0, skipped=0, errors=0):
-    return {"counts": {"linked": linked, "already_linked": already, "updated": 0, "skipped_images": skipped,
-                       "pruned": 0, "kept": 0, "errors": errors}}
+def result(linked=0, already=0, skipped=0, errors=0, **more):
+    return {"counts": dict({"linked": linked, "already_linked": already, "updated": 0, "skipped_images": skipped,
+                            "pruned": 0, "kept": 0, "errors": errors}, **more)}
 
 
 def test_per_node_lines_and_totals():
-    summary = summarise({"node2": result(1, 9, 2), "node1": result(3, 7, 2, errors=1)})
+    # node2's result has no "refused" count (a node on an older version): counted as 0
+    summary = summarise({"node2": result(1, 9, 2), "node1": result(3, 7, 2, errors=1, refused=2)})
 
-    assert summary["totals"]["linked"] == 4 and summary["totals"]["errors"] == 1
-    assert summary["lines"][0] == "node1: linked 3, already linked 7, updated 0, skipped 2, pruned 0, kept 0, errors 1"
+    assert summary["totals"]["linked"] == 4 and summary["totals"]["errors"] == 1 and summary["totals"]["refused"] == 2
+    assert summary["lines"][0] == "node1: linked 3, already linked 7, updated 0, skipped 2, pruned 0, kept 0, errors 1, refused 2"
     assert summary["lines"][-1].startswith("TOTAL (2 nodes): linked 4, already linked 16")
 
 
