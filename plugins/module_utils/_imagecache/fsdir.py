@@ -85,6 +85,8 @@ def _walk(fd: int, st: os.stat_result, path: str, mount: str, names: list[str], 
             try:
                 child = os.open(name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as error:
+                if error.errno == errno.ENOENT:
+                    raise OSError(error.errno, "does not exist", here) from None
                 if error.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise OSError(error.errno, error.strerror, here) from None
                 entry = os.stat(name, dir_fd=fd, follow_symlinks=False)

@@ -16,7 +16,7 @@ import re
 
 MAX_ID = (1 << 32) - 2  # (uid_t)-1 means "unchanged" to chown(2)
 MAX_MODE = 0o777  # no setuid, setgid or sticky bit on an image file
-_OCTAL = re.compile(r"^(?:0o?)?([0-7]{1,4})$")
+_OCTAL = re.compile(r"^(?:0o?)?([0-7]{1,12})$")
 
 
 def parse_mode(value: object) -> int:

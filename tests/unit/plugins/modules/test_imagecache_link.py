@@ -86,7 +86,7 @@ def test_links_what_is_safe_and_says_why_it_skips_the_rest(run_module, cloud):
     assert reasons["11111111-aaaa-4000-8000-000000000006"] == "Glance file is missing"
     assert "size mismatch" in reasons["11111111-aaaa-4000-8000-000000000007"]
     assert result["counts"] == dict(linked=2, already_linked=0, updated=0, skipped_images=5,
-                                    pruned=0, kept=0, errors=0)
+                                    pruned=0, kept=0, errors=0, refused=0)
     assert sorted(os.listdir(cloud["base"])) == sorted(sha1(i) for i in linked)
 
 
