@@ -4,7 +4,7 @@
 Side by side on the same store, each into its own empty cache directory:
   original  the original cron approach: one ln, chown and chmod process per image
   bare      a bare Python loop of os.link/os.chown/os.chmod/os.utime (the practical limit)
-  module    imagecache_link's logic (ImageCache.run, as the module calls it)
+  module    imagecache_link's logic (cache_run.run, as the module calls it)
   ansible   the module run by ansible (one task on localhost), for the no-op re-run
 
 Run:  . hack/lib.sh && enter_dev_env && python bench/imagecache.py [--images 10000]
@@ -27,8 +27,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, ".venv", "collections"))
 
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.apply import ImageCache, Options  # noqa: E402
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Image, Wanted  # noqa: E402
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.cache_run import Options, run  # noqa: E402
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Wanted  # noqa: E402
 
 OWNER = "nobody" if os.getuid() == 0 else str(os.getuid())
 UID = int(subprocess.check_output(["id", "-u", OWNER]).strip()) if OWNER == "nobody" else os.getuid()
@@ -75,9 +75,9 @@ def module(store: str, cache: str, images: list[dict], state: str) -> dict:
                       formats=frozenset(("raw", "iso")), verify_hash=False),
         fallback="fail", prune=False, check_mode=False,
     )
-    report = ImageCache(options).run([Image.from_glance(i) for i in images])
-    assert not report.errors, report.errors[:3]
-    return report.result()["counts"]
+    result = run(options, images).result()
+    assert not result["errors"] and not result["refused"], (result["errors"][:3], result["refused"][:3])
+    return result["counts"]
 
 
 def via_ansible(store: str, cache: str, images_file: str, state: str) -> dict:

@@ -27,7 +27,7 @@ import os
 
 from .fsdir import OpenDir, Refused, make_subdir, open_regular, proc_fd_path, stat_at
 from .naming import lock_name, temp_name
-from .plan import FileFacts, Wanted
+from .plan import FileFacts, Wanted, facts_of
 
 FICLONE = 0x40049409  # ioctl: share the source's extents (XFS reflink, Btrfs, NFS 4.2)
 
@@ -121,8 +121,7 @@ def link_copy(source: int, cache: OpenDir, base_name: str, method: str, wanted: 
         os.fsync(fd)
         apply_attributes(fd, wanted, fixes)
         link_file(fd, cache, base_name)
-        st = os.fstat(fd)
-        return FileFacts(st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_uid, st.st_gid, st.st_mode & 0o7777, st.st_nlink)
+        return facts_of(os.fstat(fd))
     finally:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):

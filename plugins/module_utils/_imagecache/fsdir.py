@@ -158,16 +158,19 @@ def stat_at(parent: OpenDir, name: str) -> os.stat_result | None:
         return None
 
 
-def open_regular(parent: OpenDir, name: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> tuple[int, os.stat_result]:
-    """Open a regular file in ``parent``; anything else under that name is refused, never opened.
+def open_regular(parent: OpenDir, name: str, flags: int = os.O_RDONLY, mode: int = 0o600,
+                 look_first: bool = True) -> tuple[int, os.stat_result]:
+    """Open a regular file in ``parent``; anything else under that name is refused.
 
-    With O_CREAT|O_EXCL the file is new and ours. Otherwise the entry is looked at
-    first (a FIFO or device is not even opened), then opened without following a
-    symlink, and the open file must be the entry that was looked at.
+    With O_CREAT|O_EXCL the file is new and ours. Otherwise, with ``look_first``,
+    the entry is looked at first (a FIFO or device in the ``nova`` user's reach is
+    not even opened); it is opened without following a symlink, and without
+    blocking on a FIFO, and the open file must be a regular file (and the entry
+    that was looked at).
     """
     path = parent.join(name)
     seen = None
-    if not flags & os.O_EXCL:
+    if look_first and not flags & os.O_EXCL:
         seen = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
         if not stat.S_ISREG(seen.st_mode):
             raise Refused(path, "is %s, not a regular file" % kind_of(seen))

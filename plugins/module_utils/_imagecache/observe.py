@@ -18,15 +18,10 @@ from dataclasses import dataclass, field
 
 from .fsdir import OpenDir, Refused, kind_of, open_dir, open_regular, open_subdir, stat_at
 from .inspect import Backing, Header, inspect_fd, qcow2_backing
-from .plan import FileFacts, Image
+from .plan import FileFacts, Image, facts_of
 
 # Names in the instances directory that are not instance directories.
 NOT_INSTANCES = frozenset(("_base", "locks", "snapshots", "compute_nodes"))
-
-
-def facts_of(st: os.stat_result) -> FileFacts:
-    return FileFacts(st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode),
-                     st.st_nlink)
 
 
 @dataclass
@@ -105,7 +100,8 @@ class SourceFile:
 def open_source(dirs: CacheDirs, image: Image) -> SourceFile | None:
     """Open an image's Glance file once (no symlink, regular only); its header when the size is Glance's."""
     try:
-        fd, st = open_regular(dirs.source, image.id)
+        # the hot path of a first run: open, then check the open file (a FIFO opens without blocking)
+        fd, st = open_regular(dirs.source, image.id, look_first=False)
     except FileNotFoundError:
         return None
     except Refused as refused:

@@ -14,7 +14,9 @@ skip reason.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .inspect import Header, content_matches, unsafe_reason
 
@@ -54,19 +56,15 @@ class Image:
                 size = int(size)
             if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
                 raise ValueError("invalid image entry %s: size must be a whole number of bytes" % image_id)
-        texts = {}
-        for key in ("status", "disk_format", "os_hash_algo", "os_hash_value"):
-            value = data.get(key)
+        texts = [data.get(key) for key in ("status", "disk_format", "os_hash_algo", "os_hash_value")]
+        for key, value in zip(("status", "disk_format", "os_hash_algo", "os_hash_value"), texts):
             if value is not None and not isinstance(value, str):
                 raise ValueError("invalid image entry %s: %s must be a string" % (image_id, key))
-            texts[key] = value
-        return cls(id=image_id, status=texts["status"] or "", size=size, disk_format=texts["disk_format"],
-                   os_hash_algo=texts["os_hash_algo"], os_hash_value=texts["os_hash_value"])
+        return cls(image_id, texts[0] or "", size, texts[1], texts[2], texts[3])
 
 
-@dataclass(frozen=True)
-class FileFacts:
-    """What stat() says of a file."""
+class FileFacts(NamedTuple):
+    """What stat() says of a file (a tuple: made ten thousand times per run)."""
 
     dev: int
     ino: int
@@ -79,6 +77,10 @@ class FileFacts:
 
     def same_file(self, other: "FileFacts | None") -> bool:
         return other is not None and (self.dev, self.ino) == (other.dev, other.ino)
+
+
+def facts_of(st: os.stat_result) -> FileFacts:
+    return FileFacts(st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_uid, st.st_gid, st.st_mode & 0o7777, st.st_nlink)
 
 
 @dataclass(frozen=True)

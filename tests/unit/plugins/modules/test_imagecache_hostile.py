@@ -19,8 +19,7 @@ import pytest
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache import act
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.fsdir import Refused, open_dir
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.observe import facts_of
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Wanted
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Wanted, facts_of
 from ansible_collections.osops.lifecycle.plugins.modules import imagecache_link
 
 NOVA = 65534
