@@ -610,7 +610,7 @@ class Node:
 
     def unmount_leftovers(self) -> None:
         """Mounts and loop devices of an earlier run in the same work directory."""
-        with open("/proc/self/mountinfo") as handle:
+        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
             points = [line.split()[4] for line in handle]
         for point in sorted((p for p in points if p == self.work or p.startswith(self.work + "/")), reverse=True):
             subprocess.run(["umount", "-l", point], check=False)
@@ -680,18 +680,21 @@ class Node:
         play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks,
                  "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}}]
         playbook = os.path.join(self.work, "playbooks", stem + ".json")
-        with open(playbook, "w") as handle:
+        with open(playbook, "w", encoding="utf-8") as handle:
             json.dump(play, handle, indent=1)
         log = os.path.join(self.work, "logs", stem + ".log")
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_DISPLAY_TRACEBACK="error", ANSIBLE_RETRY_FILES_ENABLED="0",
                    ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
         timeout = self.timeout if timeout is None else timeout
         start = time.monotonic()
-        with open(log, "w") as handle:
+        with open(log, "w", encoding="utf-8") as handle:
             proc = subprocess.Popen(  # pylint: disable=consider-using-with  # killed as a group at the timeout
                 [self.ansible_playbook, "-i", "localhost,", "-c", "local", playbook], stdout=handle,
-                stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.work,
-                preexec_fn=lambda: os.sched_setaffinity(0, self.module_cpus))
+                stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.work)
+            try:  # before it forks the module (no preexec_fn: our FIFO watchers are threads)
+                os.sched_setaffinity(proc.pid, self.module_cpus)
+            except OSError:
+                pass
             try:
                 proc.wait(timeout)
                 timed_out = False
@@ -702,7 +705,7 @@ class Node:
         elapsed = time.monotonic() - start
         results = None
         if not timed_out and os.path.exists(out):
-            with open(out) as handle:
+            with open(out, encoding="utf-8") as handle:
                 results = json.load(handle)
         return Run(results, timed_out, elapsed, log)
 
@@ -717,7 +720,7 @@ def kill_group(pgid: int) -> None:
         if not pid.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % pid) as handle:
+            with open("/proc/%s/stat" % pid, encoding="utf-8") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
@@ -815,8 +818,8 @@ def row_swap_base_file(node: Node) -> Row:
         changed = compare(before, layout.snapshot(), allow)
         row.extend("run %d: " % attempt, changed)
         hits = [hit for hit in outcome.get("hits", []) if ":" not in hit]
-        row.notes.append("run %d: %d of %d base files swapped%s" % (attempt, len(hits), len(pairs),
-                                                                   ", " + outcome["error"] if "error" in outcome else ""))
+        error = ", " + outcome["error"] if "error" in outcome else ""
+        row.notes.append("run %d: %d of %d base files swapped%s" % (attempt, len(hits), len(pairs), error))
         if row.problems:
             break
     return row
@@ -1040,8 +1043,8 @@ def row_racing_swaps(node: Node) -> Row:
             layout.add_image(number, 4 << 20, owner=owner)
         evil = layout.attacker
 
-        def symlink_to(target: str, name: str) -> str:
-            return nobody_symlink(target, os.path.join(evil, name))
+        def symlink_to(target: str, name: str, workspace: str = evil) -> str:
+            return nobody_symlink(target, os.path.join(workspace, name))
 
         if phase == "base-dir":
             pairs = [[layout.base, symlink_to(layout.canary.cron_hourly, "_base")]]
@@ -1140,7 +1143,7 @@ ROWS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--work", required=True, help="work directory (made afresh; filesystems mounted under it)")
     parser.add_argument("--rows", help="comma-separated rows to run (default: all): " + ", ".join(ROWS))
     parser.add_argument("--timeout", type=float, default=60, help="seconds an ansible run may take (default 60)")
@@ -1186,7 +1189,7 @@ def main() -> int:
         more = " (+%d more)" % (len(outcome["problems"]) - 1) if len(outcome["problems"]) > 1 else ""
         print("%-*s  %-6s  %7.1f  %s%s" % (width, outcome["row"], outcome["verdict"], outcome["seconds"], why[:200], more))
     print("total %.0f s" % (time.monotonic() - start))
-    with open(os.path.join(node.work, "summary.json"), "w") as handle:
+    with open(os.path.join(node.work, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(outcomes, handle, indent=1)
     return 1 if any(outcome["verdict"] == "FAIL" for outcome in outcomes) or len(outcomes) < len(names) else 0
 

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.report import summarise
+import yaml
+
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.report import CATEGORY_NAMES, Outcome, Report, summarise
+from ansible_collections.osops.lifecycle.plugins.modules import imagecache_link
 
 
 def result(linked=0, already=0, skipped=0, errors=0, **more):
@@ -26,3 +29,14 @@ def test_a_node_without_result_is_never_hidden():
     assert summary["missing"] == ["node2", "node3"]
     assert "node2: no result (unreachable or failed)" in summary["lines"]
     assert summary["lines"][-1].startswith("TOTAL (1 node): linked 1")
+
+
+def test_every_category_is_documented_and_returned():
+    documented = yaml.safe_load(imagecache_link.RETURN)
+    report = Report()
+    report.add(Outcome("refused", {"path": "/x", "reason": "refused: test"}))
+    result = report.result()
+    for name in CATEGORY_NAMES:
+        assert name in documented and name in documented["counts"]["sample"], name
+        assert name in result and name in result["counts"]
+    assert result["counts"]["refused"] == 1 and result["changed"] is False
