@@ -22,7 +22,7 @@ from . import act
 from .fsdir import Refused, stat_at
 from .naming import cache_name, own_temp_pid
 from .observe import CacheDirs, InstanceDisks, SourceFile, entry_facts, hash_matches, open_source, source_facts
-from .plan import (ALREADY, LINK, REFUSE, SKIP, Decision, FileFacts, Image, Wanted, decide, invalid_id, needs_hash,
+from .plan import (ALREADY, LINK, REFUSE, Decision, FileFacts, Image, Wanted, decide, invalid_id, needs_hash,
                    plan_prune, preselect)
 from .report import Outcome, Report
 from .state import State
@@ -146,7 +146,6 @@ class CacheRun:
     def not_linked(self, decision: Decision) -> Outcome:
         if decision.action == REFUSE:
             return refused(decision.image_id, Refused(self.dirs.source.join(decision.image_id), decision.reason))
-        assert decision.action == SKIP, decision
         return skipped(decision.image_id, decision.reason)
 
     def link(self, decision: Decision, source: SourceFile) -> Outcome:
