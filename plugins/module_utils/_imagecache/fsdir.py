@@ -90,6 +90,9 @@ def _walk(fd: int, st: os.stat_result, path: str, mount: str, names: list[str], 
                 if error.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise OSError(error.errno, error.strerror, here) from None
                 entry = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISDIR(entry.st_mode):
+                    # a symlink when opened, a directory again now: someone is swapping it
+                    raise Refused(here, "was swapped between a symlink and a directory while it was opened") from None
                 if not stat.S_ISLNK(entry.st_mode):
                     raise OSError(errno.ENOTDIR, "is %s, not a directory" % kind_of(entry), here) from None
                 if not root_only(st):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A hostile `nova` user against imagecache_link (issue 13), on real loop-mounted filesystems.
 
@@ -700,7 +699,7 @@ class Node:
                 timed_out = False
             except subprocess.TimeoutExpired:
                 timed_out = True
-                kill_group(proc.pid)
+                kill_tree(proc.pid)
                 proc.wait()
         elapsed = time.monotonic() - start
         results = None
@@ -710,25 +709,43 @@ class Node:
         return Run(results, timed_out, elapsed, log)
 
 
-def kill_group(pgid: int) -> None:
-    """Kill a timed-out ansible run: its process group, and anything of it that left the group."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def process_tree(root: int) -> list[int]:
+    """root and all its descendants (by parent pid), read before anything is killed."""
+    parents: dict[int, list[int]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % pid, encoding="utf-8") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if int(fields[2]) == pgid or int(fields[3]) == pgid:  # process group, or session
+        parents.setdefault(parent, []).append(int(pid))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def kill_tree(root: int) -> None:
+    """Kill a timed-out ansible run and everything it started.
+
+    Not only its process group: ansible's worker process calls setsid(), so the module hanging in
+    open() lives in another session, and would keep the test filesystem busy after we exit.
+    """
+    for _ in range(3):  # the tree may still be forking when we look
+        for pid in process_tree(root):
             try:
-                os.kill(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGSTOP)  # freeze first, so nothing forks or reparents meanwhile
             except ProcessLookupError:
                 pass
+    for pid in process_tree(root):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 # --- the rows ----------------------------------------------------------------------------------
