@@ -90,6 +90,7 @@ class CacheRun:
         self.state = State(options.state_file or default_state_file(dirs.real_cache_path())).load()
         self.locks = act.NovaLocks(dirs.instances, dirs.locks)
         self.now = time.time()
+        self.store_uid = dirs.source.st.st_uid
 
     def image(self, image: Image) -> list[Outcome]:
         base_name = cache_name(image.id)
@@ -110,8 +111,9 @@ class CacheRun:
         """The common case on every run after the first: is the entry ours, are its attributes right?"""
         source = source_facts(self.dirs, image.id)
         recorded = self.state.links.get(base_name)
-        recorded_copy = bool(recorded and recorded.image_id == image.id and (recorded.dev, recorded.ino) == (entry.dev, entry.ino))
-        decision = decide(image, base_name, self.wanted, self.now, source, entry, recorded_copy, store_uid=self.dirs.source.st.st_uid)
+        recorded_copy = (recorded is not None and recorded.image_id == image.id and recorded.ino == entry.ino
+                         and recorded.dev == entry.dev)
+        decision = decide(image, base_name, self.wanted, self.now, source, entry, recorded_copy, store_uid=self.store_uid)
         if decision.action != ALREADY:
             return [self.not_linked(decision)]
         if not recorded_copy:
@@ -136,7 +138,7 @@ class CacheRun:
                 hash_ok = hash_matches(image, source, self.state.hashes)
                 self.state.dirty |= self.state.hashes.get(image.id) is not known
             decision = decide(image, base_name, self.wanted, self.now, source.facts, None, False, source.header, hash_ok,
-                              store_uid=self.dirs.source.st.st_uid)
+                              store_uid=self.store_uid)
             if decision.action != LINK:
                 return [self.not_linked(decision)]
             return [self.link(decision, source)]
@@ -274,9 +276,10 @@ def run(options: Options, entries: list) -> Report:
         cache_run = CacheRun(options, dirs)
         try:
             cache_run.remove_stale_temps(report)
+            add = report.add
             for image in images:
                 for outcome in cache_run.image(image):
-                    report.add(outcome)
+                    add(outcome)
             if options.prune:
                 for outcome in cache_run.prune(images):
                     report.add(outcome)

@@ -54,18 +54,21 @@ class Header:
     data_file: bool = False
 
 
+RAW = Header("raw")
+
+
 def classify(head: bytes, iso_area: bytes = b"") -> Header:
     """Content format from the first bytes of a file and the bytes at ISO_AREA_OFFSET."""
     if head.startswith(QCOW2_MAGIC):
         return _qcow2(head)
     for offset, magic, name in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head.startswith(magic, offset):
             return Header(name)
     for at in _ISO_MAGIC_AT:
         start = at - ISO_AREA_OFFSET
-        if iso_area[start:start + 5] == b"CD001":
+        if iso_area.startswith(b"CD001", start):
             return Header("iso")
-    return Header("raw")
+    return RAW
 
 
 def _qcow2(head: bytes) -> Header:

@@ -28,12 +28,12 @@ REFUSE = "refuse"  # hostile or unexpected filesystem state: reported in ``refus
 
 # Largest size we believe (qcow2 caps virtual disks far below; a file cannot be larger).
 MAX_SIZE = 1 << 62
+TEXT_FIELDS = ("status", "disk_format", "os_hash_algo", "os_hash_value")
 IN_USE = "backing file of an instance disk"
 
 
-@dataclass(frozen=True)
-class Image:
-    """The fields of a Glance image that matter here."""
+class Image(NamedTuple):
+    """The fields of a Glance image that matter here (a tuple: made for every image of every run)."""
 
     id: str
     status: str
@@ -51,14 +51,16 @@ class Image:
         if not isinstance(image_id, str) or not image_id:
             raise ValueError("invalid image entry: id must be a non-empty string")
         size = data.get("size")
-        if size is not None:
-            if isinstance(size, str) and size.isdigit():
-                size = int(size)
-            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+            if not (isinstance(size, str) and size.isdigit()):
                 raise ValueError("invalid image entry %s: size must be a whole number of bytes" % image_id)
-        texts = [data.get(key) for key in ("status", "disk_format", "os_hash_algo", "os_hash_value")]
-        for key, value in zip(("status", "disk_format", "os_hash_algo", "os_hash_value"), texts):
+            size = int(size)
+        if size is not None and not 0 <= size <= MAX_SIZE:
+            raise ValueError("invalid image entry %s: size must be a whole number of bytes" % image_id)
+        texts = (data.get("status"), data.get("disk_format"), data.get("os_hash_algo"), data.get("os_hash_value"))
+        for value in texts:
             if value is not None and not isinstance(value, str):
+                key = TEXT_FIELDS[texts.index(value)]
                 raise ValueError("invalid image entry %s: %s must be a string" % (image_id, key))
         return cls(image_id, texts[0] or "", size, texts[1], texts[2], texts[3])
 
@@ -96,8 +98,7 @@ class Wanted:
     verify_hash: bool
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     image_id: str
     base_name: str
     action: str
@@ -186,15 +187,16 @@ def decide(
 
     if source is None:
         return skip("Glance file is missing")
-    refusal = source_refusal(source, store_uid) if store_uid is not None else None
-    if refusal:
-        return Decision(image.id, base_name, REFUSE, refusal)
+    if store_uid is not None and source.uid == 0:
+        refusal = source_refusal(source, store_uid)
+        if refusal:
+            return Decision(image.id, base_name, REFUSE, refusal)
     if source.size != image.size:
         return skip("size mismatch: file has %d bytes, Glance says %d" % (source.size, image.size))
     if entry is not None:
         # a copy of ours has one name only: a second name is someone's hard link of another file
-        if entry.same_file(source) or (recorded_copy and entry.nlink == 1):
-            return Decision(image.id, base_name, ALREADY, fixes=attribute_fixes(entry, wanted, now))
+        if (entry.ino == source.ino and entry.dev == source.dev) or (recorded_copy and entry.nlink == 1):
+            return Decision(image.id, base_name, ALREADY, "", attribute_fixes(entry, wanted, now))
         # Nova's own download (maybe converted to raw) or someone else's file:
         # instances may use it, so it is never replaced.
         return skip("a different base file already exists; left alone")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # The result categories: the module's result lists and counts, the rollout
 # summary's columns (with the names operators read) and RETURN all use these.
@@ -25,8 +26,7 @@ CATEGORY_NAMES = tuple(name for name, _label in CATEGORIES)
 CHANGES = frozenset(("linked", "updated", "pruned"))
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """One thing a run did or decided not to do: its category, the entry shown, and its diff lines."""
 
     category: str

@@ -60,11 +60,12 @@ class State:
         os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
         tmp = "%s.tmp-%d" % (self.path, os.getpid())
         with open(tmp, "w") as handle:
-            json.dump({
+            # one line, through json's C encoder (indenting 10,000 links takes it off that path)
+            handle.write(json.dumps({
                 "version": STATE_VERSION,
-                "links": {name: rec.__dict__ for name, rec in sorted(self.links.items())},
+                "links": {name: rec.__dict__ for name, rec in self.links.items()},
                 "hashes": self.hashes,
-            }, handle, indent=1, sort_keys=True)
+            }, sort_keys=True, separators=(",", ":")))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)
