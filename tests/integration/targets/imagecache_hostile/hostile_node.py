@@ -735,7 +735,7 @@ def kill_tree(root: int) -> None:
     Not only its process group: ansible's worker process calls setsid(), so the module hanging in
     open() lives in another session, and would keep the test filesystem busy after we exit.
     """
-    for _ in range(3):  # the tree may still be forking when we look
+    for _attempt in range(3):  # the tree may still be forking when we look
         for pid in process_tree(root):
             try:
                 os.kill(pid, signal.SIGSTOP)  # freeze first, so nothing forks or reparents meanwhile
