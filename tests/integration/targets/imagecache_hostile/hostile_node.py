@@ -817,6 +817,7 @@ def row_swap_base_file(node: Node) -> Row:
     race: many images per run, up to 3 runs, the attacker spinning on a CPU of its own.
     """
     row = Row()
+    swapped = 0
     for attempt in range(1, 4):
         layout = node.layout("swap-base-file-%d" % attempt)
         for number in range(24):
@@ -837,8 +838,11 @@ def row_swap_base_file(node: Node) -> Row:
         hits = [hit for hit in outcome.get("hits", []) if ":" not in hit]
         error = ", " + outcome["error"] if "error" in outcome else ""
         row.notes.append("run %d: %d of %d base files swapped%s" % (attempt, len(hits), len(pairs), error))
+        swapped += len(hits)
         if row.problems:
             break
+    # an attacker that never won the race proves nothing: the row must not pass on its absence
+    row.expect(swapped > 0 or bool(row.problems), "the attacker never swapped a base file: the row proved nothing")
     return row
 
 
@@ -1104,6 +1108,8 @@ def row_racing_swaps(node: Node) -> Row:
         row.notes.append("%s: %s swaps, %d runs failed, %d refused" % (
             phase, outcome.get("swaps", outcome.get("error", "?")), sum(1 for r in results if r.get("failed")),
             sum(1 for r in results if says_refused(r))))
+        # an attacker that never swapped proves nothing: the row must not pass on its absence
+        row.expect(bool(outcome.get("swaps")), "%s: the attacker made no swap (%s)" % (phase, outcome.get("error", "no error")))
     return row
 
 
@@ -1172,6 +1178,13 @@ def main() -> int:
         parser.error("unknown rows: %s" % ", ".join(unknown))
     if os.geteuid() != 0:
         parser.error("needs root (loop mounts, root-owned canaries)")
+    # the attacker runs as uid 65534: behind a directory it cannot enter, every attack would
+    # silently do nothing (ansible-test's output dir under /root is such a place)
+    above = os.path.dirname(os.path.abspath(options.work))
+    while above != "/":
+        if not os.stat(above).st_mode & 0o001:
+            parser.error("uid %d cannot reach --work: %s is not searchable by others" % (NOBODY, above))
+        above = os.path.dirname(above)
 
     node = Node(options.work, options.timeout)
     atexit.register(node.teardown, options.keep)

@@ -7,4 +7,11 @@ rows=()
 if [[ -n "${IMAGECACHE_HOSTILE_ROWS:-}" ]]; then
     rows=(--rows "$IMAGECACHE_HOSTILE_ROWS")
 fi
-python3 hostile_node.py --work "$OUTPUT_DIR/hostile-node" "${rows[@]}"
+# the attacker (uid 65534) must reach the work directory: ansible-test's OUTPUT_DIR is under /root
+work=$(mktemp -d /var/tmp/osops-imagecache-hostile.XXXXXX)
+chmod 0755 "$work"
+trap 'rm -rf "$work"' EXIT
+rc=0
+python3 hostile_node.py --work "$work/node" "${rows[@]}" || rc=$?
+cp "$work/node/summary.json" "$OUTPUT_DIR/" 2>/dev/null || true   # the table, kept with the test output
+exit "$rc"
