@@ -25,7 +25,7 @@ import errno
 import fcntl
 import os
 
-from .fsdir import OpenDir, Refused, make_subdir, open_regular, proc_fd_path, stat_at
+from .fsdir import OpenDir, Refused, create_file, make_subdir, open_regular, proc_fd_path, stat_at
 from .naming import lock_name, temp_name
 from .plan import FileFacts, Wanted, facts_of
 
@@ -40,29 +40,42 @@ class NovaLocks:
         self.locks = locks  # the caller's (closed by the caller), or one we open on first use
         self.opened_here = False
 
-    @contextlib.contextmanager
-    def hold(self, base_name: str):
-        """Hold the lock on one base file; closing the lock file releases it."""
+    def hold(self, base_name: str) -> "HeldLock":
+        """Hold the lock on one base file (a context manager); closing the lock file releases it."""
         owner = (self.instances.st.st_uid, self.instances.st.st_gid)
         if self.locks is None:
             self.locks = make_subdir(self.instances, "locks", 0o755, *owner)
             self.opened_here = True
         name = lock_name(base_name)
         try:
-            fd, _st = open_regular(self.locks, name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = create_file(self.locks, name, os.O_RDWR, 0o644)
             os.fchown(fd, *owner)  # our new file: Nova must be able to open it too
         except FileExistsError:
             fd, _st = open_regular(self.locks, name, os.O_RDWR)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return HeldLock(fd)
 
     def close(self) -> None:
         if self.opened_here and self.locks is not None:
             self.locks.close()
             self.locks = None
+
+
+class HeldLock:
+    """An open lock file, locked on entering; closed (and so released) on leaving."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __enter__(self) -> "HeldLock":
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        os.close(self.fd)
 
 
 def apply_attributes(fd: int, wanted: Wanted, fixes: tuple[str, ...]) -> None:
@@ -112,7 +125,7 @@ def link_copy(source: int, cache: OpenDir, base_name: str, method: str, wanted: 
     sees it half done.
     """
     tmp = temp_name(base_name)
-    fd, _st = open_regular(cache, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = create_file(cache, tmp, os.O_WRONLY, 0o600)
     try:
         if method == "reflink":
             fcntl.ioctl(fd, FICLONE, source)

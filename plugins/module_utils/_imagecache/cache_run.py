@@ -16,6 +16,7 @@ import errno
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import act
@@ -92,7 +93,7 @@ class CacheRun:
         self.now = time.time()
         self.store_uid = dirs.source.st.st_uid
 
-    def image(self, image: Image) -> list[Outcome]:
+    def image(self, image: Image) -> Sequence[Outcome]:
         base_name = cache_name(image.id)
         reason = preselect(image, self.wanted)
         if reason:
@@ -107,7 +108,7 @@ class CacheRun:
         except OSError as error:
             return [failed(image.id, getattr(error, "filename", None) or self.dirs.cache.path, error)]
 
-    def existing(self, image: Image, base_name: str, entry: FileFacts) -> list[Outcome]:
+    def existing(self, image: Image, base_name: str, entry: FileFacts) -> Sequence[Outcome]:
         """The common case on every run after the first: is the entry ours, are its attributes right?"""
         source = source_facts(self.dirs, image.id)
         recorded = self.state.links.get(base_name)
@@ -120,12 +121,12 @@ class CacheRun:
             # a link made by an earlier run or an older tool: remember it, so
             # prune can find it once Glance has deleted the image's file
             self.state.remember(base_name, image.id, entry.dev, entry.ino)
-        outcomes = [Outcome("already_linked", image.id)]
-        if decision.fixes:
-            if not self.options.check_mode:
-                act.fix_entry(self.dirs.cache, base_name, entry, self.wanted, decision.fixes)
-            outcomes.append(Outcome("updated", {"id": image.id, "path": self.dirs.cache.join(base_name), "changes": list(decision.fixes)}))
-        return outcomes
+        if not decision.fixes:
+            return (Outcome("already_linked", image.id),)
+        if not self.options.check_mode:
+            act.fix_entry(self.dirs.cache, base_name, entry, self.wanted, decision.fixes)
+        return (Outcome("already_linked", image.id),
+                Outcome("updated", {"id": image.id, "path": self.dirs.cache.join(base_name), "changes": list(decision.fixes)}))
 
     def new(self, image: Image, base_name: str) -> list[Outcome]:
         source = open_source(self.dirs, image)

@@ -162,24 +162,35 @@ def stat_at(parent: OpenDir, name: str) -> os.stat_result | None:
         return None
 
 
-def open_regular(parent: OpenDir, name: str, flags: int = os.O_RDONLY, mode: int = 0o600,
-                 look_first: bool = True) -> tuple[int, os.stat_result]:
-    """Open a regular file in ``parent``; anything else under that name is refused.
+def create_file(parent: OpenDir, name: str, flags: int, mode: int) -> int:
+    """Create a new file of ours in ``parent`` (O_CREAT|O_EXCL: never through an existing name or symlink).
 
-    With O_CREAT|O_EXCL the file is new and ours. Otherwise, with ``look_first``,
-    the entry is looked at first (a FIFO or device in the ``nova`` user's reach is
-    not even opened); it is opened without following a symlink, and without
-    blocking on a FIFO, and the open file must be a regular file (and the entry
-    that was looked at).
+    FileExistsError when the name is taken, whatever it is.
+    """
+    try:
+        return os.open(name, flags | os.O_CREAT | os.O_EXCL | FILE_FLAGS, mode, dir_fd=parent.fd)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, parent.join(name)) from None
+
+
+def open_regular(parent: OpenDir, name: str, flags: int = os.O_RDONLY, look_first: bool = True) -> tuple[int, os.stat_result]:
+    """Open an existing regular file in ``parent``; anything else under that name is refused.
+
+    With ``look_first`` the entry is looked at first (a FIFO or device in the
+    ``nova`` user's reach is not even opened). It is opened without following a
+    symlink and without blocking on a FIFO, and the open file must be a regular
+    file (and the entry that was looked at).
     """
     path = parent.join(name)
     seen = None
-    if look_first and not flags & os.O_EXCL:
+    if look_first:
         seen = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
         if not stat.S_ISREG(seen.st_mode):
             raise Refused(path, "is %s, not a regular file" % kind_of(seen))
     try:
-        fd = os.open(name, flags | FILE_FLAGS, mode, dir_fd=parent.fd)
+        fd = os.open(name, flags | FILE_FLAGS, dir_fd=parent.fd)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise Refused(path, "is a symlink, not a regular file") from None

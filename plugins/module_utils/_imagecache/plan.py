@@ -182,39 +182,38 @@ def decide(
     ``hash_ok`` are only needed when a new entry would be made. ``store_uid``: the
     owner of Glance's store, for source_refusal() (None: not checked).
     """
-    def skip(reason: str) -> Decision:
-        return Decision(image.id, base_name, SKIP, reason)
-
     if source is None:
-        return skip("Glance file is missing")
+        return Decision(image.id, base_name, SKIP, "Glance file is missing")
     if store_uid is not None and source.uid == 0:
         refusal = source_refusal(source, store_uid)
         if refusal:
             return Decision(image.id, base_name, REFUSE, refusal)
     if source.size != image.size:
-        return skip("size mismatch: file has %d bytes, Glance says %d" % (source.size, image.size))
+        return Decision(image.id, base_name, SKIP, "size mismatch: file has %d bytes, Glance says %d" % (source.size, image.size))
     if entry is not None:
         # a copy of ours has one name only: a second name is someone's hard link of another file
         if (entry.ino == source.ino and entry.dev == source.dev) or (recorded_copy and entry.nlink == 1):
             return Decision(image.id, base_name, ALREADY, "", attribute_fixes(entry, wanted, now))
         # Nova's own download (maybe converted to raw) or someone else's file:
         # instances may use it, so it is never replaced.
-        return skip("a different base file already exists; left alone")
+        return Decision(image.id, base_name, SKIP, "a different base file already exists; left alone")
     if header is None:
-        return skip("header not read")
-    if not content_matches(image.disk_format or "", header):
-        return skip("content is %s but Glance says %s" % (header.format, image.disk_format))
-    unsafe = unsafe_reason(header)
-    if unsafe:
-        return skip(unsafe)
-    if wanted.verify_hash and hash_ok is not True:
-        return skip("content hash differs from Glance's %s" % image.os_hash_algo if hash_ok is False
-                    else "content hash not checked")
+        reason = "header not read"
+    elif not content_matches(image.disk_format or "", header):
+        reason = "content is %s but Glance says %s" % (header.format, image.disk_format)
+    elif unsafe_reason(header):
+        reason = unsafe_reason(header) or ""
+    elif wanted.verify_hash and hash_ok is not True:
+        reason = ("content hash differs from Glance's %s" % image.os_hash_algo if hash_ok is False
+                  else "content hash not checked")
+    else:
+        reason = ""
+    if reason:
+        return Decision(image.id, base_name, SKIP, reason)
     return Decision(image.id, base_name, LINK, fixes=("chown", "chmod", "touch") if wanted.touch else ("chown", "chmod"))
 
 
-@dataclass(frozen=True)
-class Recorded:
+class Recorded(NamedTuple):
     """An entry our state says we created: which image, which file."""
 
     image_id: str

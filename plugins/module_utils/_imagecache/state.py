@@ -63,7 +63,7 @@ class State:
             # one line, through json's C encoder (indenting 10,000 links takes it off that path)
             handle.write(json.dumps({
                 "version": STATE_VERSION,
-                "links": {name: rec.__dict__ for name, rec in self.links.items()},
+                "links": {name: rec._asdict() for name, rec in self.links.items()},
                 "hashes": self.hashes,
             }, sort_keys=True, separators=(",", ":")))
             handle.flush()
