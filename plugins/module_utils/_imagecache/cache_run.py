@@ -161,8 +161,6 @@ class CacheRun:
             with self.locks.hold(decision.base_name):
                 try:
                     act.link_file(source.fd, self.dirs.cache, decision.base_name)
-                    made = source.facts
-                    act.apply_attributes(source.fd, self.wanted, decision.fixes)
                 except FileExistsError:
                     # appeared since the scan (Nova's download?): never replaced
                     return skipped(decision.image_id, "a base file appeared meanwhile; left alone")
@@ -175,7 +173,12 @@ class CacheRun:
                     except FileExistsError:
                         return skipped(decision.image_id, "a base file appeared meanwhile; left alone")
                     method = self.options.fallback
-                self.state.remember(decision.base_name, decision.image_id, made.dev, made.ino)
+                    self.state.remember(decision.base_name, decision.image_id, made.dev, made.ino)
+                else:
+                    # recorded first: if setting attributes fails (EPERM under root_squash, say), that is
+                    # this image's error, and prune still knows the link is ours
+                    self.state.remember(decision.base_name, decision.image_id, source.facts.dev, source.facts.ino)
+                    act.apply_attributes(source.fd, self.wanted, decision.fixes)
         src = self.dirs.source.join(decision.image_id)
         return Outcome("linked", {"id": decision.image_id, "base_name": decision.base_name, "path": path, "method": method},
                        "%s  absent" % decision.base_name, "%s  %s of %s" % (decision.base_name, method, src))
