@@ -105,7 +105,8 @@ def state_home(variable: str, default: str) -> str:
     return os.environ.get(variable) or os.path.join(REPO, default)
 
 
-LOCALCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_HOME", ".localcloud")
+LOCALCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_HOME", ".localcloud-libvirt" if os.environ.get(
+    "OSOPS_LOCALCLOUD_HYPERVISOR") == "libvirt" else ".localcloud")
 NODES_HOME = state_home("OSOPS_NODES_HOME", ".nodes")
 MAILSINK_HOME = state_home("OSOPS_MAILSINK_HOME", ".mailsink")
 MAILSINK_PORT = int(os.environ.get("OSOPS_MAILSINK_PORT", "8025"))
@@ -344,7 +345,7 @@ def step_docs(tally: Tally, args) -> None:
 
 
 # Files that must never ship in the collection tarball.
-DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.mailsink|\.demo|\.test-state|\.ci|hack|bench|tests/output|\.git)(/|$)")
+DEV_ONLY = re.compile(r"^(\.venv|\.localcloud|\.localcloud-libvirt|\.mailsink|\.demo|\.test-state|\.ci|hack|bench|tests/output|\.git)(/|$)")
 
 
 def step_build(tally: Tally, args) -> None:

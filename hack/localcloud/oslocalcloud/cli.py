@@ -38,11 +38,14 @@ API_URLS = {
 }
 
 INFRA = ["mariadb", "epmd", "rabbitmq"]
+# libvirt mode: the hypervisor's daemons, ours (PID files, logs) like the rest
+HYPERVISOR_DAEMONS = (["virtlogd", "libvirtd"] if common.HYPERVISOR == "libvirt"
+                      else [])
 APIS = list(API_URLS)
 WORKERS = (["nova-conductor", "nova-scheduler"]
            + ["nova-compute-" + h for h in common.COMPUTE_HOSTS]
            + ["cinder-scheduler", "cinder-volume"])
-ALL = INFRA + APIS + WORKERS
+ALL = INFRA + HYPERVISOR_DAEMONS + APIS + WORKERS
 
 MARKERS = os.path.join(HOME, "mysql", "markers")   # wiped with the datadir
 
@@ -81,6 +84,38 @@ def cinder_backend():
     return ("fake", "device-mapper is present, but the LVM backend (loop "
             "device + target helper + rootwrap) is not implemented by "
             "hack/localcloud yet: Cinder uses FakeLoggingVolumeDriver")
+
+
+def hypervisor_values():
+    """nova-compute's driver and its sections: the fake driver, or libvirt
+    with QEMU/TCG guests (no KVM needed)."""
+    if common.HYPERVISOR == "fake":
+        return {"COMPUTE_DRIVER": "fake.FakeDriverWithoutFakeNodes",
+                "HYPERVISOR_SECTIONS": ""}
+    return {"COMPUTE_DRIVER": "libvirt.LibvirtDriver",
+            "HYPERVISOR_SECTIONS": "\n".join([
+                "[libvirt]",
+                "virt_type = qemu",
+                "connection_uri = " + common.LIBVIRT_URI,
+                "cpu_mode = none",
+                # guests need no console, no agent, no snapshot of memory
+                "live_migration_scheme = tcp",
+                "",
+                "[serial_console]",
+                "enabled = false",
+                "",
+            ])}
+
+
+def host_privsep(host):
+    """Nova's privileged helper, run directly (we are root; no sudo and
+    rootwrap): the same config files as the compute that starts it."""
+    if common.HYPERVISOR == "fake":
+        return ""
+    files = " ".join("--config-file " + conf("nova", name) for name in (
+        "nova-compute.conf", "nova-compute-%s.conf" % host))
+    return "[nova_sys_admin]\nhelper_command = %s %s\n" % (
+        os.path.join(BIN, "privsep-helper"), files)
 
 
 def render_configs():
@@ -134,6 +169,7 @@ def render_configs():
     }
     for k, v in PORTS.items():
         values["PORT_" + k.upper()] = str(v)
+    values.update(hypervisor_values())
 
     def render(template, dest, extra=None):
         with open(os.path.join(common.TEMPLATES, template)) as f:
@@ -157,7 +193,7 @@ def render_configs():
     for host in common.COMPUTE_HOSTS:
         render("nova-compute-host.conf",
                os.path.join(ETC, "nova", "nova-compute-%s.conf" % host),
-               {"HOST": host})
+               {"HOST": host, "HOST_PRIVSEP": host_privsep(host)})
         for sub in ("instances", "locks"):
             os.makedirs(os.path.join(state, "nova", host, sub),
                         exist_ok=True)
@@ -182,6 +218,7 @@ def render_configs():
               "cinder/locks", "keystone", "rabbitmq/mnesia", "rabbitmq/log"):
         os.makedirs(os.path.join(state, d), exist_ok=True)
     common.save_state(glance_mode=mode, cinder_backend=backend,
+                      hypervisor=common.HYPERVISOR,
                       cinder_backend_reason=reason, ports=PORTS)
     return mode, backend, reason
 
@@ -426,6 +463,67 @@ def start_api(name):
                                                           "cinder.conf")))
 
 
+def libvirt_answers():
+    try:
+        return subprocess.run(["virsh", "-c", common.LIBVIRT_URI, "version"],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=10,
+                              check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+
+
+def start_libvirt():
+    """virtlogd and libvirtd in the foreground under our PID files (no
+    systemd). A libvirtd that someone else runs is used as it is."""
+    if procs.running_pid("libvirtd") or libvirt_answers():
+        return
+    with open(QEMU_CONF) as f:
+        if not any(line.strip() == 'user = "root"' for line in f):
+            # as libvirt-qemu, libvirt re-probes QEMU on every call: 4 s each
+            raise StartError("libvirtd", '%s must say user = "root" (hack/'
+                             "localcloud/install sets it)" % QEMU_CONF)
+    run_dir = os.path.join(HOME, "libvirt")
+    os.makedirs(run_dir, exist_ok=True)
+    procs.spawn("virtlogd", ["/usr/sbin/virtlogd", "--pid-file",
+                             os.path.join(run_dir, "virtlogd.pid")])
+    # libvirt reports its host name as Nova's node name: in a UTS namespace of
+    # its own, libvirtd is named like the compute (localcloud-cpu1), not like
+    # the machine, so the node keeps its name whatever the driver
+    procs.spawn("libvirtd", [
+        "unshare", "--uts", "sh", "-c",
+        'hostname "$1" && exec /usr/sbin/libvirtd --pid-file "$2"', "-",
+        common.COMPUTE_HOSTS[0], os.path.join(run_dir, "libvirtd.pid")],
+        env={"LIBVIRT_LOG_OUTPUTS": "3:stderr"})
+    wait_for("libvirtd", libvirt_answers, 60)
+
+
+def stop_guests():
+    """Destroy the libvirt domains of this cloud (their disks are in HOME):
+    stopping nova-compute leaves its guests running."""
+    if not libvirt_answers():
+        return []
+    virsh = ["virsh", "-c", common.LIBVIRT_URI]
+    names = subprocess.run(virsh + ["list", "--all", "--name"],
+                           capture_output=True, text=True, check=False,
+                           timeout=30).stdout.split()
+    ended = []
+    for name in names:
+        xml = subprocess.run(virsh + ["dumpxml", name], capture_output=True,
+                             text=True, check=False, timeout=30).stdout
+        if HOME + "/" not in xml:
+            continue  # not ours
+        subprocess.run(virsh + ["destroy", name], capture_output=True,
+                       check=False, timeout=60)
+        subprocess.run(virsh + ["undefine", name, "--nvram"],
+                       capture_output=True, check=False, timeout=60)
+        ended.append(name)
+    return ended
+
+
 def wait_api(name, timeout):
     wait_for(name, lambda: http_answers(API_URLS[name]), timeout)
 
@@ -477,6 +575,8 @@ def job_nova(ctx):
         while not ctx[ev].wait(0.5):
             if ctx["failed"].is_set():
                 return
+    if common.HYPERVISOR == "libvirt":
+        start_libvirt()
     for host in common.COMPUTE_HOSTS:
         daemon("nova-compute-" + host, [
             "nova-compute", "--config-file", conf("nova", "nova-compute.conf"),
@@ -649,9 +749,11 @@ def test_boot(conn, flavor, image, net):
     name = "localcloud-healthcheck"
     for old in conn.compute.servers(name="^%s$" % name):
         conn.compute.delete_server(old)
+    # libvirt guests boot without a network: nothing to plug (no OVS)
     srv = conn.compute.create_server(
         name=name, flavor_id=flavor.id, image_id=image.id,
-        networks=[{"uuid": net.id}])
+        networks="none" if common.HYPERVISOR == "libvirt"
+        else [{"uuid": net.id}])
     try:
         srv = conn.compute.wait_for_server(srv, status="ACTIVE",
                                            failures=["ERROR"], wait=120,
@@ -687,6 +789,10 @@ def cmd_start(args):
         if mode != glance_mode():
             log("WARNING: Glance runs %s-store, not %s: stop and start to "
                 "switch" % (mode, glance_mode()))
+        if st.get("hypervisor", "fake") != common.HYPERVISOR:
+            log("WARNING: the computes run the %s driver, not %s: stop and "
+                "start to switch" % (st.get("hypervisor", "fake"),
+                                     common.HYPERVISOR))
     else:
         mode, backend, reason = render_configs()
         log("starting in %s (glance %s-store, cinder backend %s)" % (
@@ -733,8 +839,14 @@ def cmd_stop(args):
     recorded = sorted(f[:-4] for f in os.listdir(common.RUN)
                       if f.endswith(".pid")) if os.path.isdir(common.RUN) \
         else []
-    extra = [n for n in recorded if n not in ALL]
+    extra = [n for n in recorded if n not in ALL
+             and n not in ("virtlogd", "libvirtd")]
     stopped = procs.stop(WORKERS + extra + APIS, timeout=30)
+    if "libvirtd" in recorded:
+        guests = stop_guests()
+        if guests:
+            log("destroyed guests %s" % ", ".join(guests))
+        stopped += procs.stop(["libvirtd", "virtlogd"], timeout=30)
     stopped += procs.stop(["rabbitmq"], timeout=60)
     stopped += procs.stop(["epmd", "mariadb"], timeout=60)
     left = procs.strays(set())
@@ -777,8 +889,10 @@ def _pss_kib(pid):
 
 def cmd_status(args):
     st = common.load_state()
-    print("state dir: %s   glance: %s-store   cinder backend: %s" % (
-        HOME, st.get("glance_mode", "?"), st.get("cinder_backend", "?")))
+    print("state dir: %s   glance: %s-store   cinder backend: %s   "
+          "hypervisor: %s" % (HOME, st.get("glance_mode", "?"),
+                              st.get("cinder_backend", "?"),
+                              st.get("hypervisor", "fake")))
     total_rss = total_pss = 0
     down = 0
     print("%-30s %-8s %-8s %9s  %s" % ("service", "pid", "state", "rss MiB",

@@ -8,8 +8,9 @@ import time
 PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 HERE = os.path.dirname(PKG_DIR)                       # hack/localcloud
 REPO = os.path.dirname(os.path.dirname(HERE))
-HOME = os.path.abspath(os.environ.get("OSOPS_LOCALCLOUD_HOME")
-                       or os.path.join(REPO, ".localcloud"))
+HOME = os.path.abspath(os.environ.get("OSOPS_LOCALCLOUD_HOME") or os.path.join(
+    REPO, ".localcloud-libvirt" if os.environ.get("OSOPS_LOCALCLOUD_HYPERVISOR")
+    == "libvirt" else ".localcloud"))
 VENV = os.path.join(HOME, "venv")
 BIN = os.path.join(VENV, "bin")
 ETC = os.path.join(HOME, "etc")
@@ -46,9 +47,23 @@ DATABASES = ["keystone", "glance", "placement", "nova_api", "nova_cell0",
              "nova_cell1", "neutron", "cinder"]
 REGION = "RegionOne"
 AUTH_URL = "http://127.0.0.1:%d/v3" % PORTS["keystone"]
+# nova-compute's virt driver (OSOPS_LOCALCLOUD_HYPERVISOR): "fake" (the default:
+# no guests, fast) or "libvirt" (QEMU/TCG guests through libvirtd, which start
+# runs; needs the Debian packages in apt-packages-libvirt.txt)
+HYPERVISOR = os.environ.get("OSOPS_LOCALCLOUD_HYPERVISOR", "fake")
+if HYPERVISOR not in ("fake", "libvirt"):
+    sys.exit("OSOPS_LOCALCLOUD_HYPERVISOR must be fake or libvirt, not %r"
+             % HYPERVISOR)
+LIBVIRT_URI = "qemu:///system"
 # fake nova-compute hosts (OSOPS_LOCALCLOUD_COMPUTES, default 2; each ~140 MiB)
 COMPUTE_HOSTS = ["localcloud-cpu%d" % (i + 1) for i in range(
-    int(os.environ.get("OSOPS_LOCALCLOUD_COMPUTES", "2")))]
+    int(os.environ.get("OSOPS_LOCALCLOUD_COMPUTES",
+                       "1" if HYPERVISOR == "libvirt" else "2")))]
+if HYPERVISOR == "libvirt" and len(COMPUTE_HOSTS) != 1:
+    # libvirt names Nova's node after its host name: a second compute needs a
+    # libvirtd of its own (UTS and mount namespaces), not built yet
+    sys.exit("OSOPS_LOCALCLOUD_HYPERVISOR=libvirt runs one compute for now, "
+             "not OSOPS_LOCALCLOUD_COMPUTES=%d" % len(COMPUTE_HOSTS))
 
 
 def db_url():
