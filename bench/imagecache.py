@@ -59,16 +59,21 @@ def original(store: str, cache: str, images: list[dict]) -> None:
         subprocess.run(["chmod", "0644", dst], check=False)
 
 
+def bare_link(store: str, cache: str, image_id: str, name: str) -> None:
+    """One image the bare way: link by path, then owner, mode and time by path."""
+    dst = os.path.join(cache, name)
+    try:
+        os.link(os.path.join(store, image_id), dst)
+    except FileExistsError:
+        pass
+    os.chown(dst, UID, -1)
+    os.chmod(dst, 0o644)
+    os.utime(dst, None)
+
+
 def bare(store: str, cache: str, images: list[dict]) -> None:
     for image in images:
-        dst = os.path.join(cache, hashlib.sha1(image["id"].encode()).hexdigest())
-        try:
-            os.link(os.path.join(store, image["id"]), dst)
-        except FileExistsError:
-            pass
-        os.chown(dst, UID, -1)
-        os.chmod(dst, 0o644)
-        os.utime(dst, None)
+        bare_link(store, cache, image["id"], hashlib.sha1(image["id"].encode()).hexdigest())
 
 
 def bare_locked(store: str, cache: str, images: list[dict]) -> None:
@@ -78,14 +83,7 @@ def bare_locked(store: str, cache: str, images: list[dict]) -> None:
         name = hashlib.sha1(image["id"].encode()).hexdigest()
         lock = os.open(os.path.join(locks, "nova-" + name), os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.lockf(lock, fcntl.LOCK_EX)
-        dst = os.path.join(cache, name)
-        try:
-            os.link(os.path.join(store, image["id"]), dst)
-        except FileExistsError:
-            pass
-        os.chown(dst, UID, -1)
-        os.chmod(dst, 0o644)
-        os.utime(dst, None)
+        bare_link(store, cache, image["id"], name)
         os.close(lock)
 
 

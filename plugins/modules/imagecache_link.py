@@ -234,7 +234,7 @@ counts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.cache_run import Options, describe_os_error, run
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.cache_run import Options, describe_os_error, refused_entry, run
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.fsdir import Refused
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.options import parse_id, parse_mode, parse_touch_interval
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Wanted
@@ -282,7 +282,7 @@ def main():
         report = run(options, params["images"])
     except Refused as error:
         module.fail_json(msg="cannot work on the image cache: %s" % error,
-                         refused=[{"path": error.path, "reason": "refused: " + error.reason}])
+                         refused=[refused_entry(error.path, error.reason)])
     except OSError as error:
         module.fail_json(msg="cannot work on the image cache: %s: %s" % (error.filename, describe_os_error(error)))
     result = report.result()

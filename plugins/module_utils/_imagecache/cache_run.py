@@ -58,11 +58,16 @@ def skipped(image_id: str | None, reason: str) -> Outcome:
     return Outcome("skipped_images", {"id": image_id, "reason": reason})
 
 
-def refused(image_id: str | None, error: Refused) -> Outcome:
-    entry = {"path": error.path, "reason": "refused: " + error.reason}
+def refused_entry(path: str, reason: str, image_id: str | None = None) -> dict:
+    """One entry of the result's ``refused`` list (the module's failure for a refused directory too)."""
+    entry = {"path": path, "reason": "refused: " + reason}
     if image_id is not None:
         entry["id"] = image_id
-    return Outcome("refused", entry)
+    return entry
+
+
+def refused(image_id: str | None, error: Refused) -> Outcome:
+    return Outcome("refused", refused_entry(error.path, error.reason, image_id))
 
 
 def failed(image_id: str | None, path: str, error: OSError) -> Outcome:
@@ -218,7 +223,7 @@ class CacheRun:
             outcomes.append(Outcome("kept", {"base_name": base_name, "id": self.image_id_of(base_name, ids), "reason": reason}))
         for base_name in plan.prune:
             outcomes.append(self.prune_one(base_name, entries[base_name], self.image_id_of(base_name, ids), disks))
-        outcomes.extend(Outcome("refused", {"path": path, "reason": "refused: " + reason}) for path, reason in sorted(disks.refused.items()))
+        outcomes.extend(Outcome("refused", refused_entry(path, reason)) for path, reason in sorted(disks.refused.items()))
         return outcomes
 
     def prune_one(self, base_name: str, entry: FileFacts, image_id: str | None, disks: InstanceDisks) -> Outcome:

@@ -143,6 +143,11 @@ def hash_matches(image: Image, source: SourceFile, known_hashes: dict[str, dict]
     return value == image.os_hash_value
 
 
+def disk_version(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What identifies one version of a disk: a rewrite changes its size or times."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 @dataclass(frozen=True)
 class DiskSeen:
     """One instance disk as read: the stat that identifies this version of it, and what its header names."""
@@ -201,7 +206,7 @@ class InstanceDisks:
             if not stat.S_ISREG(st.st_mode):
                 self.refused[path] = "an instance disk that is %s, not a regular file: not read" % kind_of(st)
                 continue
-            version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            version = disk_version(st)
             known = self.seen.get(path)
             if known is not None and known.version == version:
                 current[path] = known
@@ -219,7 +224,7 @@ class InstanceDisks:
                 backing = Backing(unjudged="its header could not be read (%s)" % (error.strerror or error))
             finally:
                 os.close(fd)
-            current[path] = DiskSeen((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), backing)
+            current[path] = DiskSeen(disk_version(st), backing)
 
     @property
     def in_use(self) -> set[str]:

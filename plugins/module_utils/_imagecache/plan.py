@@ -197,12 +197,13 @@ def decide(
         # Nova's own download (maybe converted to raw) or someone else's file:
         # instances may use it, so it is never replaced.
         return Decision(image.id, base_name, SKIP, "a different base file already exists; left alone")
+    unsafe = unsafe_reason(header) if header is not None else None
     if header is None:
         reason = "header not read"
     elif not content_matches(image.disk_format or "", header):
         reason = "content is %s but Glance says %s" % (header.format, image.disk_format)
-    elif unsafe_reason(header):
-        reason = unsafe_reason(header) or ""
+    elif unsafe:
+        reason = unsafe
     elif wanted.verify_hash and hash_ok is not True:
         reason = ("content hash differs from Glance's %s" % image.os_hash_algo if hash_ok is False
                   else "content hash not checked")
