@@ -39,8 +39,9 @@ API_URLS = {
 
 INFRA = ["mariadb", "epmd", "rabbitmq"]
 # libvirt mode: the hypervisor's daemons, ours (PID files, logs) like the rest
-HYPERVISOR_DAEMONS = (["virtlogd", "libvirtd"] if common.HYPERVISOR == "libvirt"
-                      else [])
+HYPERVISOR_DAEMONS = ([d + "-" + h for h in common.COMPUTE_HOSTS
+                       for d in ("virtlogd", "libvirtd")]
+                      if common.HYPERVISOR == "libvirt" else [])
 APIS = list(API_URLS)
 WORKERS = (["nova-conductor", "nova-scheduler"]
            + ["nova-compute-" + h for h in common.COMPUTE_HOSTS]
@@ -96,26 +97,42 @@ def hypervisor_values():
             "HYPERVISOR_SECTIONS": "\n".join([
                 "[libvirt]",
                 "virt_type = qemu",
-                "connection_uri = " + common.LIBVIRT_URI,
                 "cpu_mode = none",
-                # guests need no console, no agent, no snapshot of memory
                 "live_migration_scheme = tcp",
                 "",
                 "[serial_console]",
                 "enabled = false",
                 "",
+                # Nova's own cleanup of _base, every 10 s instead of 40 min;
+                # unused files go once older than 5 minutes instead of a day
+                # (tests age files with utime rather than wait)
+                "[image_cache]",
+                "manager_interval = 10",
+                "remove_unused_base_images = true",
+                "remove_unused_original_minimum_age_seconds = 300",
+                "remove_unused_resized_minimum_age_seconds = 300",
+                "",
             ])}
 
 
-def host_privsep(host):
-    """Nova's privileged helper, run directly (we are root; no sudo and
-    rootwrap): the same config files as the compute that starts it."""
+def host_values(host):
+    """What differs per compute: its instances_path; in libvirt mode its own
+    libvirtd and Nova's privileged helper, run directly (we are root; no sudo
+    and rootwrap) with the same config files as the compute."""
+    values = {"HOST": host, "INSTANCES": common.instances_dir(host),
+              "HOST_DEFAULTS": "", "HOST_SECTIONS": ""}
     if common.HYPERVISOR == "fake":
-        return ""
+        return values
+    if host in common.QCOW2_BASE_HOSTS:
+        values["HOST_DEFAULTS"] = "force_raw_images = false\n"
     files = " ".join("--config-file " + conf("nova", name) for name in (
         "nova-compute.conf", "nova-compute-%s.conf" % host))
-    return "[nova_sys_admin]\nhelper_command = %s %s\n" % (
-        os.path.join(BIN, "privsep-helper"), files)
+    values["HOST_SECTIONS"] = (
+        "[libvirt]\nconnection_uri = %s\n\n"
+        "[nova_sys_admin]\nhelper_command = %s %s\n" % (
+            common.libvirt_uri(host), os.path.join(BIN, "privsep-helper"),
+            files))
+    return values
 
 
 def render_configs():
@@ -144,7 +161,7 @@ def render_configs():
         "project_name = service",
         "region_name = " + common.REGION,
     ])
-    images = os.path.join(state, "glance", "images") + "/"
+    images = common.glance_images_dir() + "/"
     if mode == "single":
         stores = ("[glance_store]\nstores = file,http\ndefault_store = file\n"
                   "filesystem_store_datadir = %s\n" % images)
@@ -193,10 +210,11 @@ def render_configs():
     for host in common.COMPUTE_HOSTS:
         render("nova-compute-host.conf",
                os.path.join(ETC, "nova", "nova-compute-%s.conf" % host),
-               {"HOST": host, "HOST_PRIVSEP": host_privsep(host)})
-        for sub in ("instances", "locks"):
-            os.makedirs(os.path.join(state, "nova", host, sub),
-                        exist_ok=True)
+               host_values(host))
+        os.makedirs(os.path.join(state, "nova", host, "locks"), exist_ok=True)
+        if common.HYPERVISOR == "libvirt":
+            render("libvirt-qemu.conf", os.path.join(
+                common.libvirt_dir(host), "qemu.conf"))
     render("neutron.conf", os.path.join(ETC, "neutron", "neutron.conf"))
     render("ml2_conf.ini", os.path.join(ETC, "neutron", "ml2_conf.ini"))
     render("cinder.conf", os.path.join(ETC, "cinder", "cinder.conf"))
@@ -213,7 +231,10 @@ def render_configs():
                       ("cinder", "resource_filters.json")):
         shutil.copy(os.path.join(common.VENV, "etc", svc, name),
                     os.path.join(ETC, svc, name))
-    for d in ("glance/images", "glance/staging", "glance/tasks",
+    for d in [common.glance_images_dir()] + [
+            common.instances_dir(h) for h in common.COMPUTE_HOSTS]:
+        os.makedirs(d, exist_ok=True)
+    for d in ("glance/staging", "glance/tasks",
               "glance/image-cache", "nova/locks", "neutron/locks",
               "cinder/locks", "keystone", "rabbitmq/mnesia", "rabbitmq/log"):
         os.makedirs(os.path.join(state, d), exist_ok=True)
@@ -421,7 +442,7 @@ def nova_steps():
 
 # ---------------------------------------------------------------- services
 
-def gunicorn(name, port, module, env, argv=""):
+def gunicorn(name, port, module, env, argv="", options=()):
     if procs.running_pid(name):
         return
     env = dict(env, OSOPS_LC_WSGI_MODULE=module, OSOPS_LC_PROG=name,
@@ -429,6 +450,7 @@ def gunicorn(name, port, module, env, argv=""):
     procs.spawn(name, [os.path.join(BIN, "gunicorn"),
                        "--bind", "127.0.0.1:%d" % port,
                        "--name", "localcloud-" + name] + GUNICORN_OPTS
+                + list(options)
                 + ["oslocalcloud.wsgi:application"], env=env)
 
 
@@ -444,8 +466,11 @@ def start_api(name):
                  {"OS_KEYSTONE_CONFIG_FILES": conf("keystone",
                                                    "keystone.conf")})
     elif name == "glance":
+        # the access log counts image downloads (tests of the image cache
+        # assert that Nova fetched nothing)
         gunicorn(name, PORTS["glance"], "glance.wsgi.api",
-                 {"OS_GLANCE_CONFIG_DIR": conf("glance")})
+                 {"OS_GLANCE_CONFIG_DIR": conf("glance")},
+                 options=["--access-logfile", "-"])
     elif name == "placement":
         gunicorn(name, PORTS["placement"], "placement.wsgi.api",
                  {"OS_PLACEMENT_CONFIG_DIR": conf("placement")})
@@ -463,65 +488,113 @@ def start_api(name):
                                                           "cinder.conf")))
 
 
-def libvirt_answers():
+def libvirt_answers(host):
     try:
-        return subprocess.run(["virsh", "-c", common.LIBVIRT_URI, "version"],
-                              stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=10,
-                              check=False).returncode == 0
+        return subprocess.run(
+            ["virsh", "-c", common.libvirt_uri(host), "version"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
+            check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-QEMU_CONF = "/etc/libvirt/qemu.conf"
+# Each compute gets a libvirtd of its own, as a real compute node has: in a
+# mount namespace where its run, state, log and cache dirs and its qemu.conf
+# are ours (so two libvirtds never see each other's domains), and a UTS
+# namespace named like the compute (libvirt reports its host name as Nova's
+# node name). virtlogd gets the same run dir, so libvirtd finds its socket.
+LIBVIRT_NAMESPACE = r"""
+set -e
+host=$1 dir=$2; shift 2
+for d in run lib log cache etc-qemu; do mkdir -p "$dir/$d"; done
+mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
+mount --bind "$dir/run" /run/libvirt
+mount --bind "$dir/lib" /var/lib/libvirt
+mount --bind "$dir/log" /var/log/libvirt
+mount --bind "$dir/cache" /var/cache/libvirt
+mount --bind "$dir/etc-qemu" /etc/libvirt/qemu
+mount --bind "$dir/qemu.conf" /etc/libvirt/qemu.conf
+hostname "$host"
+exec "$@"
+"""
 
 
-def start_libvirt():
-    """virtlogd and libvirtd in the foreground under our PID files (no
-    systemd). A libvirtd that someone else runs is used as it is."""
-    if procs.running_pid("libvirtd") or libvirt_answers():
+def in_libvirt_namespace(host, argv):
+    return ["unshare", "--mount", "--uts", "--propagation", "private",
+            "sh", "-c", LIBVIRT_NAMESPACE, "-", host,
+            common.libvirt_dir(host)] + argv
+
+
+def start_libvirt(host):
+    """virtlogd and libvirtd of one compute, in the foreground under our PID
+    files (no systemd)."""
+    if procs.running_pid("libvirtd-" + host) and libvirt_answers(host):
         return
-    with open(QEMU_CONF) as f:
-        if not any(line.strip() == 'user = "root"' for line in f):
-            # as libvirt-qemu, libvirt re-probes QEMU on every call: 4 s each
-            raise StartError("libvirtd", '%s must say user = "root" (hack/'
-                             "localcloud/install sets it)" % QEMU_CONF)
-    run_dir = os.path.join(HOME, "libvirt")
-    os.makedirs(run_dir, exist_ok=True)
-    procs.spawn("virtlogd", ["/usr/sbin/virtlogd", "--pid-file",
-                             os.path.join(run_dir, "virtlogd.pid")])
-    # libvirt reports its host name as Nova's node name: in a UTS namespace of
-    # its own, libvirtd is named like the compute (localcloud-cpu1), not like
-    # the machine, so the node keeps its name whatever the driver
-    procs.spawn("libvirtd", [
-        "unshare", "--uts", "sh", "-c",
-        'hostname "$1" && exec /usr/sbin/libvirtd --pid-file "$2"', "-",
-        common.COMPUTE_HOSTS[0], os.path.join(run_dir, "libvirtd.pid")],
-        env={"LIBVIRT_LOG_OUTPUTS": "3:stderr"})
-    wait_for("libvirtd", libvirt_answers, 60)
+    run_dir = os.path.join(common.libvirt_dir(host), "run")
+    env = {"LIBVIRT_LOG_OUTPUTS": "3:stderr"}
+    if not procs.running_pid("virtlogd-" + host):
+        procs.spawn("virtlogd-" + host, in_libvirt_namespace(host, [
+            "/usr/sbin/virtlogd", "--pid-file",
+            os.path.join("/run/libvirt", "virtlogd.pid")]), env=env)
+    if not procs.running_pid("libvirtd-" + host):
+        # libvirtd refuses to start while virtlogd's socket is missing
+        wait_for("virtlogd-" + host, lambda: os.path.exists(
+            os.path.join(run_dir, "virtlogd-sock")), 30, what="make its socket")
+        procs.spawn("libvirtd-" + host, in_libvirt_namespace(host, [
+            "/usr/sbin/libvirtd", "--pid-file",
+            os.path.join("/run/libvirt", "libvirtd.pid")]), env=env)
+    wait_for("libvirtd-" + host, lambda: libvirt_answers(host), 60)
 
 
-def stop_guests():
-    """Destroy the libvirt domains of this cloud (their disks are in HOME):
-    stopping nova-compute leaves its guests running."""
-    if not libvirt_answers():
+def virsh(host, *args, timeout=60):
+    return subprocess.run(["virsh", "-c", common.libvirt_uri(host)]
+                          + list(args), capture_output=True, text=True,
+                          check=False, timeout=timeout)
+
+
+def stop_guests(host):
+    """Destroy and undefine a compute's libvirt domains: stopping
+    nova-compute leaves its guests running."""
+    if not libvirt_answers(host):
         return []
-    virsh = ["virsh", "-c", common.LIBVIRT_URI]
-    names = subprocess.run(virsh + ["list", "--all", "--name"],
-                           capture_output=True, text=True, check=False,
-                           timeout=30).stdout.split()
     ended = []
-    for name in names:
-        xml = subprocess.run(virsh + ["dumpxml", name], capture_output=True,
-                             text=True, check=False, timeout=30).stdout
-        if HOME + "/" not in xml:
-            continue  # not ours
-        subprocess.run(virsh + ["destroy", name], capture_output=True,
-                       check=False, timeout=60)
-        subprocess.run(virsh + ["undefine", name, "--nvram"],
-                       capture_output=True, check=False, timeout=60)
+    for name in virsh(host, "list", "--all", "--name").stdout.split():
+        virsh(host, "destroy", name)
+        virsh(host, "undefine", name, "--nvram")
         ended.append(name)
     return ended
+
+
+def mount_export():
+    """The loop-mounted ext4 that stands for the NFS export (libvirt mode)."""
+    if os.path.ismount(common.EXPORT):
+        return
+    os.makedirs(common.EXPORT, exist_ok=True)
+    if not os.path.exists(common.EXPORT_IMAGE):
+        with open(common.EXPORT_IMAGE, "wb") as f:
+            f.truncate(0)
+        subprocess.run(["truncate", "-s", common.EXPORT_SIZE,
+                        common.EXPORT_IMAGE], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lc-export",
+                        common.EXPORT_IMAGE], check=True)
+    done = subprocess.run(["mount", "-o", "loop", common.EXPORT_IMAGE,
+                           common.EXPORT], capture_output=True, text=True,
+                          check=False)
+    if done.returncode:
+        raise StartError("export", "cannot loop-mount %s on %s: %s" % (
+            common.EXPORT_IMAGE, common.EXPORT, done.stderr.strip()))
+
+
+def unmount_export():
+    if not os.path.ismount(common.EXPORT):
+        return False
+    done = subprocess.run(["umount", common.EXPORT], capture_output=True,
+                          text=True, check=False)
+    if done.returncode:
+        log("WARNING: %s stays mounted: %s" % (common.EXPORT,
+                                               done.stderr.strip()))
+        return False
+    return True
 
 
 def wait_api(name, timeout):
@@ -575,9 +648,9 @@ def job_nova(ctx):
         while not ctx[ev].wait(0.5):
             if ctx["failed"].is_set():
                 return
-    if common.HYPERVISOR == "libvirt":
-        start_libvirt()
     for host in common.COMPUTE_HOSTS:
+        if common.HYPERVISOR == "libvirt":
+            start_libvirt(host)
         daemon("nova-compute-" + host, [
             "nova-compute", "--config-file", conf("nova", "nova-compute.conf"),
             "--config-file", conf("nova", "nova-compute-%s.conf" % host)])
@@ -774,6 +847,37 @@ def test_boot(conn, flavor, image, net):
         srv.compute_host, ",".join(ips) or "no IP", time.time() - t))
 
 
+def write_computes_inventory():
+    """The computes as Ansible hosts of group "compute" on this machine
+    (local connection), with the image cache paths each one uses and the
+    facts tests need (libvirt URI, force_raw_images). JSON is YAML."""
+    import json
+    hosts = {}
+    for host in common.COMPUTE_HOSTS:
+        instances = common.instances_dir(host)
+        hosts[host] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "imagecache_instances_dir": instances,
+            "imagecache_cache_dir": os.path.join(instances, "_base"),
+            "imagecache_source_dir": common.glance_images_dir(),
+            # each node keeps its own record, as on separate machines
+            "imagecache_state_file": os.path.join(
+                HOME, "nova", host, "imagecache-state.json"),
+            "localcloud_libvirt_uri": common.libvirt_uri(host),
+            "localcloud_force_raw_images":
+                host not in common.QCOW2_BASE_HOSTS,
+            "localcloud_shares_instances_with": [
+                h for h in common.SHARED_HOSTS if h != host]
+            if host in common.SHARED_HOSTS else [],
+        }
+    tmp = common.COMPUTES_INVENTORY + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"all": {"children": {"compute": {"hosts": hosts}}}}, f,
+                  indent=2)
+    os.replace(tmp, common.COMPUTES_INVENTORY)
+
+
 # ---------------------------------------------------------------- commands
 
 def cmd_start(args):
@@ -794,6 +898,8 @@ def cmd_start(args):
                 "start to switch" % (st.get("hypervisor", "fake"),
                                      common.HYPERVISOR))
     else:
+        if common.HYPERVISOR == "libvirt":
+            mount_export()
         mode, backend, reason = render_configs()
         log("starting in %s (glance %s-store, cinder backend %s)" % (
             HOME, mode, backend))
@@ -821,6 +927,8 @@ def cmd_start(args):
         log("nova and cinder services up, %d compute hosts mapped (%.1fs)" %
             (len(common.COMPUTE_HOSTS), time.time() - t0))
         flavor, image, net = ensure_base_resources(conn)
+        if common.HYPERVISOR == "libvirt":
+            write_computes_inventory()
         test_boot(conn, flavor, image, net)
     except StartError as e:
         fail(e)
@@ -840,15 +948,20 @@ def cmd_stop(args):
                       if f.endswith(".pid")) if os.path.isdir(common.RUN) \
         else []
     extra = [n for n in recorded if n not in ALL
-             and n not in ("virtlogd", "libvirtd")]
+             and not n.startswith(("virtlogd", "libvirtd"))]
     stopped = procs.stop(WORKERS + extra + APIS, timeout=30)
-    if "libvirtd" in recorded:
-        guests = stop_guests()
+    hosts = sorted(n[len("libvirtd-"):] for n in recorded
+                   if n.startswith("libvirtd-"))
+    for host in hosts:
+        guests = stop_guests(host)
         if guests:
-            log("destroyed guests %s" % ", ".join(guests))
-        stopped += procs.stop(["libvirtd", "virtlogd"], timeout=30)
+            log("destroyed guests of %s: %s" % (host, ", ".join(guests)))
+    stopped += procs.stop([d + "-" + h for h in hosts
+                           for d in ("libvirtd", "virtlogd")], timeout=30)
     stopped += procs.stop(["rabbitmq"], timeout=60)
     stopped += procs.stop(["epmd", "mariadb"], timeout=60)
+    if unmount_export():
+        stopped.append("export mount")
     left = procs.strays(set())
     if left and getattr(args, "strays", False):
         import signal

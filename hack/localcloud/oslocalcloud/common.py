@@ -17,6 +17,9 @@ ETC = os.path.join(HOME, "etc")
 RUN = os.path.join(HOME, "run")
 LOG = os.path.join(HOME, "log")
 STATE_FILE = os.path.join(HOME, "state.json")
+# libvirt mode: an Ansible inventory of the computes (group "compute"), for
+# imagecache_rollout and the tests
+COMPUTES_INVENTORY = os.path.join(HOME, "computes.yml")
 CLOUDS_YAML = os.path.join(HOME, "clouds.yaml")
 TEMPLATES = os.path.join(HERE, "etc")
 
@@ -54,17 +57,50 @@ HYPERVISOR = os.environ.get("OSOPS_LOCALCLOUD_HYPERVISOR", "fake")
 if HYPERVISOR not in ("fake", "libvirt"):
     sys.exit("OSOPS_LOCALCLOUD_HYPERVISOR must be fake or libvirt, not %r"
              % HYPERVISOR)
-LIBVIRT_URI = "qemu:///system"
-# fake nova-compute hosts (OSOPS_LOCALCLOUD_COMPUTES, default 2; each ~140 MiB)
+# fake nova-compute hosts (OSOPS_LOCALCLOUD_COMPUTES, default 2; each ~140 MiB);
+# libvirt mode defaults to 4: two with an instances_path of their own, and a
+# pair sharing one (the way an NFS-backed _base is shared)
 COMPUTE_HOSTS = ["localcloud-cpu%d" % (i + 1) for i in range(
     int(os.environ.get("OSOPS_LOCALCLOUD_COMPUTES",
-                       "1" if HYPERVISOR == "libvirt" else "2")))]
-if HYPERVISOR == "libvirt" and len(COMPUTE_HOSTS) != 1:
-    # libvirt names Nova's node after its host name: a second compute needs a
-    # libvirtd of its own (UTS and mount namespaces), not built yet
-    sys.exit("OSOPS_LOCALCLOUD_HYPERVISOR=libvirt runs one compute for now, "
-             "not OSOPS_LOCALCLOUD_COMPUTES=%d" % len(COMPUTE_HOSTS))
+                       "4" if HYPERVISOR == "libvirt" else "2")))]
+# libvirt mode: one loop-mounted ext4 stands for the NFS export that holds both
+# Glance's store and Nova's instances directories (hard links need one
+# filesystem); the export's image file lives in HOME
+EXPORT = os.path.join(HOME, "export")
+EXPORT_IMAGE = os.path.join(HOME, "export.ext4")
+EXPORT_SIZE = os.environ.get("OSOPS_LOCALCLOUD_EXPORT_SIZE", "8G")
+# the last two computes share one instances_path when there are three or more
+SHARED_HOSTS = COMPUTE_HOSTS[-2:] if HYPERVISOR == "libvirt" and len(
+    COMPUTE_HOSTS) >= 3 else []
 
+
+# computes with [DEFAULT] force_raw_images = False (Nova keeps qcow2 downloads
+# as qcow2 in _base): the second one; the others keep Nova's default (True)
+QCOW2_BASE_HOSTS = COMPUTE_HOSTS[1:2] if HYPERVISOR == "libvirt" else []
+
+
+def instances_dir(host):
+    """Nova's instances_path of a compute (its _base is <this>/_base)."""
+    if HYPERVISOR == "fake":
+        return os.path.join(HOME, "nova", host, "instances")
+    return os.path.join(EXPORT, "nova", "shared" if host in SHARED_HOSTS
+                        else host, "instances")
+
+
+def glance_images_dir():
+    return os.path.join(EXPORT if HYPERVISOR == "libvirt" else HOME,
+                        "glance", "images")
+
+
+def libvirt_dir(host):
+    """A compute's libvirtd keeps its run, lib, log and cache dirs here (bind
+    mounted over /run/libvirt, ... in its own mount namespace)."""
+    return os.path.join(HOME, "libvirt", host)
+
+
+def libvirt_uri(host):
+    return "qemu:///system?socket=%s" % os.path.join(
+        libvirt_dir(host), "run", "libvirt-sock")
 
 def db_url():
     return "mysql+pymysql://%s:%s@127.0.0.1:%d" % (
