@@ -51,9 +51,19 @@ options:
     type: path
     default: /var/lib/glance/images
   cache_dir:
-    description: Nova's image cache directory (C($instances_path/_base)).
+    description:
+      - Nova's image cache directory (C($instances_path/_base)).
+      - Must exist unless O(create_cache_dir) is set.
     type: path
     default: /var/lib/nova/instances/_base
+  create_cache_dir:
+    description:
+      - Create O(cache_dir) when it is missing and sits directly in O(instances_dir), as on a compute
+        that has not booted anything yet. It gets the owner and group of O(instances_dir), as Nova
+        would make it. Never in check mode.
+      - Off by default so that a mistyped O(cache_dir) fails instead of filling a directory Nova never reads.
+    type: bool
+    default: false
   instances_dir:
     description:
       - Nova's C(instances_path). Its C(locks) directory holds Nova's locks; with O(prune), instance
@@ -256,6 +266,7 @@ def main():
             touch_interval=dict(type="int", default=3600),
             fallback=dict(type="str", choices=["fail", "reflink", "copy"], default="fail"),
             prune=dict(type="bool", default=False),
+            create_cache_dir=dict(type="bool", default=False),
             state_file=dict(type="path"),
         ),
         supports_check_mode=True,
@@ -277,6 +288,7 @@ def main():
         fallback=params["fallback"],
         prune=params["prune"],
         check_mode=module.check_mode,
+        create_cache_dir=params["create_cache_dir"],
     )
     try:
         report = run(options, params["images"])

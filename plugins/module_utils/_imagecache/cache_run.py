@@ -42,6 +42,7 @@ class Options:
     fallback: str  # fail | reflink | copy
     prune: bool
     check_mode: bool
+    create_cache_dir: bool = False  # make a missing _base inside instances_dir (never in check mode)
 
 
 def default_state_file(real_cache_path: str) -> str:
@@ -280,7 +281,7 @@ def run(options: Options, entries: list) -> Report:
     images, bad_entries = parse_images(entries)
     for outcome in bad_entries:
         report.add(outcome)
-    dirs = CacheDirs.open(options.source_dir, options.cache_dir, options.instances_dir)
+    dirs = CacheDirs.open(options.source_dir, options.cache_dir, options.instances_dir, create_cache=options.create_cache_dir and not options.check_mode)
     try:
         cache_run = CacheRun(options, dirs)
         try:

@@ -16,7 +16,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from .fsdir import OpenDir, Refused, kind_of, open_dir, open_regular, open_subdir, stat_at
+from .fsdir import OpenDir, Refused, kind_of, make_subdir, open_dir, open_regular, open_subdir, stat_at
 from .inspect import Backing, Header, inspect_fd, qcow2_backing
 from .plan import FileFacts, Image, facts_of
 
@@ -34,7 +34,9 @@ class CacheDirs:
     locks: OpenDir | None  # None until it exists
 
     @classmethod
-    def open(cls, source_dir: str, cache_dir: str, instances_dir: str | None) -> "CacheDirs":
+    def open(cls, source_dir: str, cache_dir: str, instances_dir: str | None, create_cache: bool = False) -> "CacheDirs":
+        """Open the directories; ``create_cache`` makes a missing ``_base`` in the instances directory
+        (a compute that has not booted anything yet), owned like the instances directory, as Nova would."""
         opened: list[OpenDir] = []
         try:
             cache_path = os.path.abspath(cache_dir)
@@ -43,7 +45,11 @@ class CacheDirs:
             instances = opened[-1]
             if os.path.dirname(cache_path) == instances_path:
                 # the usual layout: _base is resolved once, from the instances directory
-                opened.append(open_subdir(instances, os.path.basename(cache_path)))
+                name = os.path.basename(cache_path)
+                if create_cache:
+                    opened.append(make_subdir(instances, name, 0o755, instances.st.st_uid, instances.st.st_gid))
+                else:
+                    opened.append(open_subdir(instances, name))
             else:
                 opened.append(open_dir(cache_path))
             cache = opened[-1]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import stat
 import struct
 import time
 
@@ -191,6 +193,32 @@ def test_missing_cache_dir_is_a_clear_failure(run_module, cloud):
     rc, result = run_module(imagecache_link.main, args(cloud, cache_dir=str(cloud["base"]) + "-typo"))
 
     assert rc == 1 and "_base-typo" in result["msg"] and "does not exist" in result["msg"]
+
+
+def test_a_compute_without_base_gets_one_owned_like_instances_when_asked(run_module, cloud):
+    shutil.rmtree(cloud["base"])
+    os.chown(cloud["instances"], 4242, 4343)  # the nova user's instances directory
+
+    rc, checked = run_module(imagecache_link.main, args(cloud, create_cache_dir=True, _ansible_check_mode=True))
+    assert rc == 1 and "does not exist" in checked["msg"] and not cloud["base"].exists()  # check mode makes nothing
+
+    rc, result = run_module(imagecache_link.main, args(cloud, create_cache_dir=True))
+    made = os.lstat(cloud["base"])
+    assert rc == 0 and stat.S_ISDIR(made.st_mode) and (made.st_uid, made.st_gid) == (4242, 4343)
+    assert stat.S_IMODE(made.st_mode) == 0o755
+    assert sorted(e["id"] for e in result["linked"]) == ["11111111-aaaa-4000-8000-000000000001",
+                                                          "11111111-aaaa-4000-8000-000000000002"]
+
+
+def test_create_cache_dir_never_follows_a_symlink_named_base(run_module, cloud, tmp_path):
+    shutil.rmtree(cloud["base"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chown(cloud["instances"], 4242, 4343)  # not root's: a symlink there is not followed
+    os.symlink(elsewhere, cloud["base"])
+
+    rc, result = run_module(imagecache_link.main, args(cloud, create_cache_dir=True))
+    assert rc == 1 and "refused" in result["msg"] and os.listdir(elsewhere) == []
 
 
 def test_unknown_owner_is_a_clear_failure(run_module, cloud):
