@@ -108,6 +108,9 @@ def state_home(variable: str, default: str) -> str:
 LOCALCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_HOME", ".localcloud-libvirt" if os.environ.get(
     "OSOPS_LOCALCLOUD_HYPERVISOR") == "libvirt" else ".localcloud")
 NODES_HOME = state_home("OSOPS_NODES_HOME", ".nodes")
+# the local cloud with libvirt/QEMU computes (its own state dir; the same ports as the fake one)
+LIBVIRTCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_LIBVIRT_HOME", ".localcloud-libvirt")
+LIBVIRTCLOUD_ENV = ["env", "OSOPS_LOCALCLOUD_HYPERVISOR=libvirt", "OSOPS_LOCALCLOUD_HOME=" + LIBVIRTCLOUD_HOME]
 MAILSINK_HOME = state_home("OSOPS_MAILSINK_HOME", ".mailsink")
 MAILSINK_PORT = int(os.environ.get("OSOPS_MAILSINK_PORT", "8025"))
 SERVICES = (
@@ -123,6 +126,20 @@ SERVICES = (
             "localcloud_glance_images": os.path.join(LOCALCLOUD_HOME, "glance", "images"),
             # fault-injection tests stop one service (stop --service) and start it again
             "localcloud_bin": os.path.join(REPO, "hack", "localcloud"),
+        },
+    ),
+    # The same cloud with four libvirt/QEMU computes (OSOPS_LOCALCLOUD_HYPERVISOR=libvirt): real
+    # guests, Nova's image cache manager, an instances_path on a loop-mounted ext4. It uses the
+    # same ports: targets that need it run last, after the fake-driver cloud is stopped.
+    TestService(
+        alias="libvirtcloud",
+        start=LIBVIRTCLOUD_ENV + [os.path.join(REPO, "hack", "localcloud", "start")],
+        status=LIBVIRTCLOUD_ENV + [os.path.join(REPO, "hack", "localcloud", "status")],
+        stop=LIBVIRTCLOUD_ENV + [os.path.join(REPO, "hack", "localcloud", "stop")],
+        variables={
+            "libvirtcloud_home": LIBVIRTCLOUD_HOME,
+            "libvirtcloud_clouds_yaml": os.path.join(LIBVIRTCLOUD_HOME, "clouds.yaml"),
+            "libvirtcloud_computes": os.path.join(LIBVIRTCLOUD_HOME, "computes.yml"),
         },
     ),
     # A real SMTP server on loopback that keeps what it receives (hack/mailsink.py, aiosmtpd).
@@ -147,8 +164,9 @@ SERVICES = (
 
 def start_service(service: TestService) -> tuple[bool, bool]:
     """Bring a service up; return (running, started by us)."""
-    if not os.access(service.start[0], os.X_OK):
-        print("%s is missing: targets with alias %r cannot run" % (service.start[0], service.alias))
+    command = next(part for part in service.start if part.startswith("/"))
+    if not os.access(command, os.X_OK):
+        print("%s is missing: targets with alias %r cannot run" % (command, service.alias))
         return False, False
     was_running = subprocess.run(service.status, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  check=False).returncode == 0
@@ -246,6 +264,27 @@ def step_integration(tally: Tally, args) -> None:
     write_integration_config(tree, needed)
     up: dict[str, bool] = {}
     started: list[TestService] = []
+    # the libvirt cloud takes the fake cloud's ports: its targets run last, after the multi-store reruns
+    hypervisor = [t for t in targets if LIBVIRT in target_aliases(t)]
+    targets = [t for t in targets if t not in hypervisor]
+    run_targets(tally, targets, needed, tree, env, up, started)
+    run_on_multistore_glance(tally, targets, tree, env, up, started)
+    if hypervisor:
+        cloud = next(svc for svc in SERVICES if svc.alias == "localcloud")
+        if up.pop("localcloud", None):
+            run(cloud.stop)
+        run_targets(tally, hypervisor, needed, tree, env, up, started)
+    # Leave the machine as we found it, unless asked to keep services for the next run.
+    if not os.environ.get("OSOPS_KEEP_SERVICES"):
+        for service in reversed(started):
+            run(service.stop)
+
+
+LIBVIRT = "libvirtcloud"
+
+
+def run_targets(tally: Tally, targets: list[str], needed: list[TestService], tree: str, env: dict, up: dict,
+                started: list[TestService]) -> None:
     for target in targets:
         for service in needed:
             if service.alias in target_aliases(target) and service.alias not in up:
@@ -258,11 +297,6 @@ def step_integration(tally: Tally, args) -> None:
             tally.add("integration", "%s (%s did not start)" % (target, ", ".join(down)), False)
             continue
         tally.add("integration", target, run_target(target, tree, env))
-    run_on_multistore_glance(tally, targets, tree, env, up, started)
-    # Leave the machine as we found it, unless asked to keep services for the next run.
-    if not os.environ.get("OSOPS_KEEP_SERVICES"):
-        for service in reversed(started):
-            run(service.stop)
 
 
 def run_target(target: str, tree: str, env: dict) -> bool:
