@@ -22,230 +22,72 @@ copy or a symlink into ``_base`` (to show that the rows catch it).
 
 from __future__ import annotations
 
-import argparse
-import concurrent.futures
 import hashlib
 import json
 import os
-import re
-import shutil
 import stat
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "setup_libvirtcloud"))
+from libvirtcloud import Cloud, RowFailed, check, log, module_result, run_rows, sha1_hex, start_module  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-DOWNLOAD = re.compile(r'"GET /v2/images/([0-9a-f-]{36})/file HTTP/[0-9.]+" (\d{3}) (\d+|-)')
 AGED = 2 * 3600          # older than Nova's minimum age in the local cloud (300 s)
 PASS_TIMEOUT = 120       # Nova's manager runs every 10 s; a pass over four computes
-IMAGE_MIB = 4
-FLAVOR = "osops-icn-64"
 
 
-def sha1_hex(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+def rollout(cloud: Cloud, name: str, images: list | None, limit: str = "compute", check_mode: bool = False,
+            **variables) -> dict:
+    """imagecache_rollout over the computes; returns each host's imagecache_result."""
+    out = os.path.join(cloud.work, "results-" + name)
+    os.makedirs(out, exist_ok=True)
+    extra = dict(variables, imagecache_result_dir=out)
+    if images is not None:
+        extra["imagecache_images"] = [cloud.conn.image.get_image(i).to_dict(computed=False) for i in images]
+    impostor = os.environ.get("IMAGECACHE_NOVA_IMPOSTOR")
+    if impostor:
+        extra["imagecache_nova_impostor"] = impostor
+    vars_file = os.path.join(cloud.work, "vars-%s.json" % name)
+    with open(vars_file, "w") as handle:
+        json.dump(extra, handle)
+    command = ["ansible-playbook", "-i", cloud.inventory, "--limit", limit, "-e", "@" + vars_file]
+    command += ["--check"] if check_mode else []
+    command.append(os.path.join(HERE, "impostor.yml" if impostor else "rollout.yml"))
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    with open(os.path.join(cloud.work, "ansible-%s.log" % name), "w") as handle:
+        handle.write(done.stdout + done.stderr)
+    check(done.returncode == 0, "rollout %s failed (rc %d): %s" % (name, done.returncode, done.stdout[-1500:]))
+    results = {}
+    for host in os.listdir(out):
+        with open(os.path.join(out, host)) as handle:
+            results[host[:-len(".json")]] = json.load(handle)
+    return results
 
 
-def log(msg: str) -> None:
-    print("[imagecache_nova %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+def wait_for_manager_pass(cloud: Cloud, bases: list) -> None:
+    """Wait until Nova's image cache manager has made a full pass over each _base.
 
-
-class RowFailed(Exception):
-    pass
-
-
-def check(condition: bool, what: str) -> None:
-    if not condition:
-        raise RowFailed(what)
-
-
-@dataclass
-class Compute:
-    name: str
-    instances: str
-    base: str
-    libvirt_run: str
-    libvirt_uri: str
-    force_raw: bool
-    shares_with: list
-
-
-@dataclass
-class Cloud:
-    """The local cloud as the rows see it: SDK connection, computes, logs."""
-
-    conn: object
-    home: str
-    inventory: str
-    store: str
-    computes: dict
-    work: str
-    made_images: list = field(default_factory=list)
-    made_servers: list = field(default_factory=list)
-
-    # --- Glance -----------------------------------------------------------------------
-    def downloads(self) -> dict:
-        """image id -> (downloads, bytes) from Glance's access log."""
-        counts: dict = {}
-        with open(os.path.join(self.home, "log", "glance.log"), errors="replace") as handle:
-            for line in handle:
-                match = DOWNLOAD.search(line)
-                if match and match.group(2) in ("200", "206"):
-                    number, size = counts.get(match.group(1), (0, 0))
-                    counts[match.group(1)] = (number + 1, size + int(match.group(3).replace("-", "0")))
-        return counts
-
-    def make_image(self, label: str, disk_format: str = "raw", mib: int = IMAGE_MIB) -> object:
-        raw = os.path.join(self.work, label + ".raw")
-        with open(raw, "wb") as handle:
-            # a few MiB that need not boot an OS: a marker at the start, random bytes after
-            handle.write(("osops imagecache_nova %s\n" % label).encode().ljust(512, b"\0"))
-            handle.write(os.urandom(mib * 1024 * 1024 - 512))
-        path = raw
-        if disk_format == "qcow2":
-            path = os.path.join(self.work, label + ".qcow2")
-            subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, path], check=True)
-        image = self.conn.image.create_image(
-            name="osops-icn-%s-%s" % (label, uuid.uuid4().hex[:6]), filename=path,
-            disk_format=disk_format, container_format="bare", visibility="public", wait=True)
-        self.made_images.append(image.id)
-        return self.conn.image.get_image(image.id)
-
-    def glance_file(self, image_id: str) -> str:
-        return os.path.join(self.store, image_id)
-
-    # --- Ansible ----------------------------------------------------------------------
-    def rollout(self, name: str, images: list | None, limit: str = "compute", check_mode: bool = False,
-                **variables) -> dict:
-        """imagecache_rollout over the computes; returns each host's imagecache_result."""
-        out = os.path.join(self.work, "results-" + name)
-        os.makedirs(out, exist_ok=True)
-        extra = dict(variables, imagecache_result_dir=out)
-        if images is not None:
-            extra["imagecache_images"] = [self.conn.image.get_image(i).to_dict(computed=False) for i in images]
-        impostor = os.environ.get("IMAGECACHE_NOVA_IMPOSTOR")
-        if impostor:
-            extra["imagecache_nova_impostor"] = impostor
-        vars_file = os.path.join(self.work, "vars-%s.json" % name)
-        with open(vars_file, "w") as handle:
-            json.dump(extra, handle)
-        command = ["ansible-playbook", "-i", self.inventory, "--limit", limit, "-e", "@" + vars_file]
-        command += ["--check"] if check_mode else []
-        command.append(os.path.join(HERE, "impostor.yml" if impostor else "rollout.yml"))
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
-        with open(os.path.join(self.work, "ansible-%s.log" % name), "w") as handle:
-            handle.write(done.stdout + done.stderr)
-        check(done.returncode == 0, "rollout %s failed (rc %d): %s" % (name, done.returncode, done.stdout[-1500:]))
-        results = {}
-        for host in os.listdir(out):
-            with open(os.path.join(out, host)) as handle:
-                results[host[:-len(".json")]] = json.load(handle)
-        return results
-
-    # --- Nova -------------------------------------------------------------------------
-    def flavor(self) -> object:
-        found = self.conn.compute.find_flavor(FLAVOR)
-        return found or self.conn.compute.create_flavor(name=FLAVOR, ram=64, vcpus=1, disk=1)
-
-    def boot(self, label: str, image_id: str, host: str) -> object:
-        server = self.conn.compute.create_server(
-            name="osops-icn-%s" % label, flavor_id=self.flavor().id, image_id=image_id,
-            networks="none", availability_zone="nova:" + host)
-        self.made_servers.append(server.id)
-        return server
-
-    def wait_active(self, server) -> object:
-        return self.conn.compute.wait_for_server(server, status="ACTIVE", failures=["ERROR"], wait=300, interval=1)
-
-    def disk(self, server) -> dict:
-        host = self.computes[server.compute_host]
-        path = os.path.join(host.instances, server.id, "disk")
-        done = subprocess.run(["qemu-img", "info", "-U", "--output", "json", path], capture_output=True,
-                              text=True, check=True)
-        return json.loads(done.stdout)
-
-    def qemu_open_files(self, server) -> list:
-        """(dev, ino) of every regular file the guest's qemu process has open."""
-        host = self.computes[server.compute_host]
-        with open(os.path.join(host.libvirt_run, "qemu", server.instance_name + ".pid")) as handle:
-            pid = int(handle.read().strip())
-        opened = []
-        for fd in os.listdir("/proc/%d/fd" % pid):
-            try:
-                st = os.stat("/proc/%d/fd/%s" % (pid, fd))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                opened.append((st.st_dev, st.st_ino))
-        return opened
-
-    def domain_state(self, server) -> str:
-        host = self.computes[server.compute_host]
-        done = subprocess.run(["virsh", "-c", host.libvirt_uri, "domstate", server.instance_name],
-                              capture_output=True, text=True, check=False)
-        return done.stdout.strip() or done.stderr.strip()
-
-    def wait_for_manager_pass(self, bases: list) -> None:
-        """Wait until Nova's image cache manager has made a full pass over each _base.
-
-        A pass removes an aged base file that no instance uses: a sentinel named like a base
-        file (40 hex digits) shows it. Two sentinels in a row, so the second pass started after
-        everything the caller aged."""
-        for _round in range(2):
-            sentinels = []
-            for base in sorted(set(bases)):
-                os.makedirs(base, exist_ok=True)
-                path = os.path.join(base, sha1_hex(uuid.uuid4().hex))
-                with open(path, "wb") as handle:
-                    handle.write(b"sentinel")
-                os.utime(path, (time.time() - AGED, time.time() - AGED))
-                sentinels.append(path)
-            deadline = time.time() + PASS_TIMEOUT
-            while any(os.path.exists(p) for p in sentinels):
-                check(time.time() < deadline, "Nova's image cache manager made no pass within %d s over %s" % (
-                    PASS_TIMEOUT, [p for p in sentinels if os.path.exists(p)]))
-                time.sleep(1)
-
-    def cleanup(self) -> None:
-        for server_id in self.made_servers:
-            try:
-                self.conn.compute.delete_server(server_id, force=False)
-            except Exception:  # gone already
-                pass
-        for server_id in self.made_servers:
-            try:
-                self.conn.compute.wait_for_delete(self.conn.compute.get_server(server_id), wait=120, interval=1)
-            except Exception:
-                pass
-        for image_id in self.made_images:
-            try:
-                self.conn.image.delete_image(image_id, ignore_missing=True)
-            except Exception:
-                pass
-
-
-def load_cloud(config: dict, work: str) -> Cloud:
-    os.environ["OS_CLIENT_CONFIG_FILE"] = config["libvirtcloud_clouds_yaml"]
-    for key in [k for k in os.environ if k.startswith("OS_") and k != "OS_CLIENT_CONFIG_FILE"]:
-        del os.environ[key]
-    import openstack  # the dev environment's openstacksdk
-    conn = openstack.connect(cloud="admin")
-    with open(config["libvirtcloud_computes"]) as handle:
-        hosts = json.load(handle)["all"]["children"]["compute"]["hosts"]
-    computes = {}
-    store = None
-    for name, hv in hosts.items():
-        uri = hv["localcloud_libvirt_uri"]
-        computes[name] = Compute(name=name, instances=hv["imagecache_instances_dir"], base=hv["imagecache_cache_dir"],
-                                 libvirt_run=os.path.dirname(uri.split("socket=", 1)[1]), libvirt_uri=uri,
-                                 force_raw=hv["localcloud_force_raw_images"],
-                                 shares_with=hv["localcloud_shares_instances_with"])
-        store = hv["imagecache_source_dir"]
-    return Cloud(conn=conn, home=config["libvirtcloud_home"], inventory=config["libvirtcloud_computes"],
-                 store=store, computes=computes, work=work)
+    A pass removes an aged base file that no instance uses: a sentinel named like a base
+    file (40 hex digits) shows it. Two sentinels in a row, so the second pass started after
+    everything the caller aged."""
+    for _round in range(2):
+        sentinels = []
+        for base in sorted(set(bases)):
+            os.makedirs(base, exist_ok=True)
+            path = os.path.join(base, sha1_hex(uuid.uuid4().hex))
+            with open(path, "wb") as handle:
+                handle.write(b"sentinel")
+            os.utime(path, (time.time() - AGED, time.time() - AGED))
+            sentinels.append(path)
+        deadline = time.time() + PASS_TIMEOUT
+        while any(os.path.exists(p) for p in sentinels):
+            check(time.time() < deadline, "Nova's image cache manager made no pass within %d s over %s" % (
+                PASS_TIMEOUT, [p for p in sentinels if os.path.exists(p)]))
+            time.sleep(1)
 
 
 # --- what the rows share ---------------------------------------------------------------
@@ -293,7 +135,7 @@ def row_zero_downloads(cloud: Cloud, shared: Shared) -> str:
     dropped = cloud.make_image("dropped")  # linked, used by nobody, never refreshed (later row)
     shared.images.update(linked=linked, fresh=fresh, dropped=dropped)
     before = cloud.downloads()
-    results = cloud.rollout("link", [linked.id, fresh.id, dropped.id])
+    results = rollout(cloud, "link", [linked.id, fresh.id, dropped.id])
     for host in cloud.computes:
         for image in (linked, fresh, dropped):
             why = is_our_link(base_of(cloud, host, image.id), cloud.glance_file(image.id))
@@ -351,9 +193,9 @@ def row_nova_cache_manager(cloud: Cloud, shared: Shared) -> str:
     bases = {h: c.base for h, c in cloud.computes.items()}
     age([base_of(cloud, h, i.id) for h in bases for i in (linked, fresh, dropped)])
     # the rollout refreshes what it links (touch_interval shorter than the age)
-    results = cloud.rollout("refresh", [fresh.id], imagecache_touch_interval=60)
+    results = rollout(cloud, "refresh", [fresh.id], imagecache_touch_interval=60)
     check(all(not r["errors"] for r in results.values()), "refresh rollout errors: %s" % results)
-    cloud.wait_for_manager_pass(list(bases.values()))
+    wait_for_manager_pass(cloud, list(bases.values()))
     problems = []
     for host in bases:
         for image, keep in ((linked, True), (fresh, True), (dropped, False)):
@@ -386,7 +228,7 @@ def row_prune_agrees(cloud: Cloud, shared: Shared) -> str:
     linked, fresh = shared.images["linked"], shared.images["fresh"]
     for image in (linked, fresh):
         cloud.conn.image.delete_image(image.id)
-    plan = cloud.rollout("prune-plan", None, check_mode=True, imagecache_prune=True)
+    plan = rollout(cloud, "prune-plan", None, check_mode=True, imagecache_prune=True)
     ours = {}
     for host, result in plan.items():
         pruned = {e["base_name"] for e in result["pruned"]}
@@ -396,7 +238,7 @@ def row_prune_agrees(cloud: Cloud, shared: Shared) -> str:
             ours[(host, name)] = "kept" if name in kept else "pruned" if name in pruned else "absent"
     bases = [c.base for c in cloud.computes.values()]
     age([os.path.join(b, sha1_hex(i.id)) for b in bases for i in (linked, fresh)])
-    cloud.wait_for_manager_pass(bases)
+    wait_for_manager_pass(cloud, bases)
     nova = {key: "kept" if os.path.exists(os.path.join(cloud.computes[key[0]].base, key[1])) else "pruned"
             for key in ours}
     check(ours == nova, "our prune plan %s, Nova's manager %s" % (
@@ -417,11 +259,11 @@ def row_qcow2_force_raw(cloud: Cloud, shared: Shared) -> str:
     image = cloud.make_image("qcow2", disk_format="qcow2")
     raw_free = [h for h, c in cloud.computes.items() if not c.force_raw]
     check(raw_free, "no compute with force_raw_images = False")
-    default = cloud.rollout("qcow2-default", [image.id])
+    default = rollout(cloud, "qcow2-default", [image.id])
     for host, result in default.items():
         check(image.id in {e["id"] for e in result["skipped_images"]}, "%s did not skip the qcow2 image" % host)
         check(not os.path.exists(base_of(cloud, host, image.id)), "%s linked a qcow2 by default" % host)
-    cloud.rollout("qcow2-allowed", [image.id], limit=",".join(raw_free), imagecache_formats=["raw", "iso", "qcow2"])
+    rollout(cloud, "qcow2-allowed", [image.id], limit=",".join(raw_free), imagecache_formats=["raw", "iso", "qcow2"])
     before = cloud.downloads().get(image.id, (0, 0))[0]
     on_free = cloud.wait_active(cloud.boot("qcow2-linked", image.id, raw_free[0]))
     check(cloud.downloads().get(image.id, (0, 0))[0] == before, "the linked qcow2 was downloaded")
@@ -441,37 +283,13 @@ def row_qcow2_force_raw(cloud: Cloud, shared: Shared) -> str:
         raw_free[0], forced)
 
 
-def collections_root() -> str:
-    """Where ansible_collections/osops/lifecycle is (this target's tree, or the dev environment's)."""
-    path = HERE
-    while path != "/":
-        if os.path.basename(path) == "ansible_collections":
-            return os.path.dirname(path)
-        path = os.path.dirname(path)
-    return os.environ["ANSIBLE_COLLECTIONS_PATH"].split(":")[0]
-
-
 def link_now(cloud: Cloud, host: str, image, name: str) -> subprocess.Popen:
     """Start imagecache_link for one image on one compute at once (no ansible-playbook start-up)."""
     compute = cloud.computes[host]
-    args = {"ANSIBLE_MODULE_ARGS": {
+    return start_module(cloud.work, "imagecache_link", {
         "images": [cloud.conn.image.get_image(image.id).to_dict(computed=False)], "source_dir": cloud.store,
         "cache_dir": compute.base, "instances_dir": compute.instances,
-        "state_file": os.path.join(cloud.work, "state-%s.json" % host)}}
-    path = os.path.join(cloud.work, "args-%s.json" % name)
-    with open(path, "w") as handle:
-        json.dump(args, handle)
-    env = dict(os.environ, PYTHONPATH=collections_root())
-    return subprocess.Popen([sys.executable, "-m", "ansible_collections.osops.lifecycle.plugins.modules.imagecache_link",
-                             path], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def module_result(process: subprocess.Popen) -> dict:
-    out, err = process.communicate(timeout=300)
-    try:
-        return json.loads(out[out.index("{"):])
-    except ValueError:
-        raise RowFailed("imagecache_link crashed: %s %s" % (out[-800:], err[-800:])) from None
+        "state_file": os.path.join(cloud.work, "state-%s.json" % host)}, name)
 
 
 def whole_and_held(cloud: Cloud, image, base: str, servers: list) -> os.stat_result:
@@ -540,47 +358,5 @@ def row_concurrent_boots(cloud: Cloud, shared: Shared) -> str:
 ROWS = (row_zero_downloads, row_control_downloads_once, row_nova_cache_manager, row_prune_agrees,
         row_qcow2_force_raw, row_concurrent_boots)
 
-
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--rows", default="")
-    parser.add_argument("--keep", action="store_true", help="leave servers and images for a look")
-    args = parser.parse_args()
-    with open(args.config) as handle:
-        config = json.load(handle)
-    os.makedirs(args.work, exist_ok=True)
-    cloud = load_cloud(config, args.work)
-    wanted = [r for r in args.rows.split(",") if r]
-    shared = Shared()
-    table = []
-    try:
-        for row in ROWS:
-            name = row.__name__[len("row_"):]
-            if wanted and name not in wanted:
-                continue
-            started = time.time()
-            log("row %s" % name)
-            try:
-                table.append((name, "PASS", row(cloud, shared)))
-            except RowFailed as failure:
-                table.append((name, "FAIL", str(failure)))
-            except Exception:  # a crash is a failed row; the others still run
-                table.append((name, "FAIL", traceback.format_exc(limit=4)))
-            log("%s %s (%.0f s): %s" % (name, table[-1][1], time.time() - started, table[-1][2]))
-    finally:
-        if not args.keep:
-            cloud.cleanup()
-    width = max(len(r[0]) for r in table) if table else 0
-    print("\n".join("%-*s  %s  %s" % (width, n, s, why) for n, s, why in table))
-    with open(os.path.join(args.work, "summary.json"), "w") as handle:
-        json.dump(table, handle, indent=2)
-    if not table:
-        print("no rows ran")
-        return 1
-    return 0 if all(s == "PASS" for _n, s, _w in table) else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_rows(ROWS, Shared))
