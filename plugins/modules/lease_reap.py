@@ -70,6 +70,20 @@ options:
     type: str
     choices: [delete, shelve, stop]
     default: delete
+  lock_servers:
+    description:
+      - "After stopping or shelving a server (O(server_action)), lock it with the reason
+        C(osops.lifecycle: lease expired ...). Its owner can then neither start nor unshelve it, nor change
+        its metadata (so not ask for an extension by metadata either) until the lease is extended by the portal or an
+        operator (M(osops.lifecycle.resource_lease))."
+      - A server locked this way is unlocked as soon as its lease runs again, by M(osops.lifecycle.resource_lease)
+        or the portal when they extend it, or by the next run of this module (needs O(write_leases)).
+        Locks with any other reason are never lifted.
+      - Without it the owner can start a stopped server or unshelve a shelved one at any time; the next run stops
+        or shelves it again while the lease is expired. An offloaded server (C(SHELVED_OFFLOADED)) takes no metadata,
+        so its owner must unshelve it before asking for an extension by metadata.
+    type: bool
+    default: false
   image_action:
     description: What removing an expired image means; a deactivated image can be reactivated by an admin.
     type: str
@@ -274,7 +288,14 @@ lease_writes:
   type: list
   elements: dict
 removed:
-  description: One record per removal with its C(outcome) - removed, failed (with C(error)), skipped, gone or would_remove.
+  description:
+    - One record per removal with its C(outcome) - removed, failed (with C(error)), skipped, gone or would_remove.
+    - C(done) says what was done (C(deleted), C(stopped), C(shelved and locked), ...).
+  returned: always
+  type: list
+  elements: dict
+unlocked:
+  description: Servers the reaper had locked (O(lock_servers)) whose lease runs again, with C(outcome) unlocked, failed or would_unlock.
   returned: always
   type: list
   elements: dict
@@ -332,6 +353,7 @@ class LeaseReapModule(LifecycleModule):
         all_projects=dict(type="bool", default=True),
         reap=dict(type="bool", default=False),
         server_action=dict(type="str", choices=["delete", "shelve", "stop"], default="delete"),
+        lock_servers=dict(type="bool", default=False),
         image_action=dict(type="str", choices=["deactivate", "delete"], default="deactivate"),
         handle_requests=dict(type="bool", default=True),
         write_leases=dict(type="bool", default=True),
@@ -361,7 +383,7 @@ class LeaseReapModule(LifecycleModule):
             keyring=seals.keyring, enforced_from=seals.enforced_from,
             now=now, look_ahead=look_ahead, kinds=tuple(k for k in KIND_ORDER if k in p["kinds"]),
             projects=p["projects"], all_projects=p["all_projects"], reap=p["reap"],
-            options=ReapOptions(p["server_action"], p["image_action"], p["handle_requests"]),
+            options=ReapOptions(p["server_action"], p["image_action"], p["handle_requests"], p["lock_servers"]),
             write_leases=p["write_leases"], max_remove=p["max_remove"], max_remove_percent=p["max_remove_percent"],
             workers=p["workers"], timeout=p["wait_timeout"], owner_fallback=p["owner_fallback"],
             contact_attribute=p["owner_project_attribute"], audit_path=p["audit_log"], check_mode=self.check_mode,
@@ -377,7 +399,7 @@ class LeaseReapModule(LifecycleModule):
             self.fail_json(msg=str(error), **error.result)
         if self.ansible._diff:
             result["diff"] = {"prepared": diff_lines(result)}
-        failed = [r for r in result["removed"] + result["lease_writes"] if r["outcome"] == "failed"]
+        failed = [r for r in result["removed"] + result["lease_writes"] + result["unlocked"] if r["outcome"] == "failed"]
         if failed:
             # the others were carried out; the job must still show red
             self.fail_json(msg="%d change(s) failed, the rest were made: %s" % (len(failed), "; ".join(

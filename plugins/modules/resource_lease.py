@@ -169,7 +169,11 @@ resources:
       description: "Resource name."
       type: str
     outcome:
-      description: set, extended, refused, cleared, recorded, unchanged, skipped, missing or failed.
+      description:
+        - set, extended, refused, cleared, recorded, unchanged, skipped, missing, frozen or failed.
+        - V(frozen) - a shelved server, whose metadata Nova refuses to change (even an admin's); nothing was written.
+          A lock of M(osops.lifecycle.lease_reap) is lifted (see RV(resources[].unlock)) so that the owner can unshelve it
+          and then have the lease extended.
       type: str
     reason:
       description: "Why, in words."
@@ -187,6 +191,11 @@ resources:
     changed:
       description: "Whether the lease was (or in check mode would be) written."
       type: bool
+    unlock:
+      description:
+        - Present when the resource is a server that M(osops.lifecycle.lease_reap) locked (O(osops.lifecycle.lease_reap#module:lock_servers))
+          and its lease now runs again - unlocked, would_unlock (check mode) or failed.
+      type: str
     before:
       description: The lease before - expires, days_left, notice (milestone_days, sent, for_expiry), extensions, owner, exempt, extend_request_days, problems.
       type: dict

@@ -27,8 +27,18 @@ from .trust import SealContext, TrustedLease, sealed_values, trust_lease
 # Removal verbs per kind; the first is the default.
 VERBS = {"server": ("delete", "shelve", "stop"), "snapshot": ("delete",), "volume": ("delete",),
          "image": ("deactivate", "delete")}
-# Resource statuses in which a softer step has already been taken.
-DONE_STATUSES = {"shelve": ("SHELVED", "SHELVED_OFFLOADED"), "stop": ("SHUTOFF",), "deactivate": ("deactivated",)}
+# Resource statuses in which a softer step has already been taken (a shelved server is more than stopped).
+DONE_STATUSES = {"shelve": ("SHELVED", "SHELVED_OFFLOADED"), "stop": ("SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"),
+                 "deactivate": ("deactivated",)}
+# Statuses in which the service refuses metadata changes, even an admin's: Nova accepts server metadata only
+# while the server is ACTIVE, PAUSED, SUSPENDED or stopped (409 "Cannot 'update metadata' ... shelved_offloaded").
+METADATA_FROZEN = {"server": ("SHELVED", "SHELVED_OFFLOADED")}
+FROZEN_NOTE = "Nova accepts no metadata while a server is shelved"
+
+
+def metadata_frozen(record: dict) -> bool:
+    """Can the lease of this resource not be written now (whoever writes)?"""
+    return record.get("status") in METADATA_FROZEN.get(record["kind"], ())
 PAST = {"delete": "deleted", "shelve": "shelved", "stop": "stopped", "deactivate": "deactivated"}
 
 
@@ -37,6 +47,7 @@ class ReapOptions:
     server_action: str = "delete"
     image_action: str = "deactivate"
     handle_requests: bool = True
+    lock_servers: bool = False
 
     def verb(self, kind: str) -> str:
         return {"server": self.server_action, "image": self.image_action}.get(kind, "delete")
@@ -209,6 +220,11 @@ def decide_one(record: dict, seals: SealContext, exemption: Callable[[dict], str
                             notice=None if keys.notice in lease.problems else final.notice)
         set_values, remove_keys = lease_writes(seals, record, final, request is not None)
         lease = final
+        if metadata_frozen(record) and (set_values or remove_keys or decision.action in (WRITE_LEASE, NOTIFY)):
+            # nothing can be written, so no notice either (it could not be recorded): the lease stays as it is
+            set_values, remove_keys, lease = {}, (), trusted.lease
+            decision = replace(decision, action=NONE if decision.action in (WRITE_LEASE, NOTIFY) else decision.action,
+                               reason="%s; lease left as it is: %s" % (decision.reason, FROZEN_NOTE))
     verb = None
     if decision.action == REMOVE:
         verb = options.verb(record["kind"])

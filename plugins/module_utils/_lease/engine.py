@@ -18,7 +18,8 @@ from datetime import datetime
 
 from .._errors import describe_sdk_error
 from .audit import AuditLog
-from .decide import Outcome, ReapOptions, counts, created_time, decide_scan, identity, lease_writes, to_notify
+from .decide import (FROZEN_NOTE, Outcome, ReapOptions, counts, created_time, decide_scan, identity, lease_writes,
+                     metadata_frozen, to_notify)
 from .edit import EditRequest, lease_view, plan_edit
 from .exempt import CompiledExemptions
 from .keys import LeaseKeys, effective_change, format_time, read_lease
@@ -148,6 +149,19 @@ class LeaseRun:
         with ThreadPoolExecutor(max_workers=min(self.s.workers, len(pending))) as pool:
             return list(pool.map(write_one, pending))
 
+    def unlock(self, outcomes: list[Outcome], writes: list[dict], audit: AuditLog) -> list[dict]:
+        """Unlock the servers the reaper locked whose lease runs again (not where this run's write failed)."""
+        failed = {(w["kind"], w["id"]) for w in writes if w["outcome"] == "failed"}
+        unlocked = []
+        for outcome in outcomes:
+            record = outcome.record
+            if (record["kind"], record["id"]) not in failed:
+                done = unlock_extended(self.adapters[record["kind"]], record, outcome.lease, self.s.now, audit,
+                                       self.changes_allowed)
+                if done:
+                    unlocked.append(done)
+        return unlocked
+
     def check_key(self, outcomes: list[Outcome]) -> None:
         """Refuse to go on when seals exist and none verifies: a wrong key file would rebuild every lease."""
         problem = wrong_key([o.trusted for o in outcomes if o.trusted], self.s.keyring)
@@ -169,15 +183,17 @@ class LeaseRun:
         audit = AuditLog(self.s.audit_path, check_mode=not self.changes_allowed)
         try:
             writes = self.write(outcomes, audit) if self.s.write_leases else []
+            unlocked = self.unlock(outcomes, writes, audit) if self.s.write_leases else []
             removed = []
             if self.s.reap:
-                reaper = Reaper(self.adapters, self.s.keys, audit, self.s.workers, self.s.timeout)
+                reaper = Reaper(self.adapters, self.s.keys, audit, self.s.workers, self.s.timeout,
+                                self.s.options.lock_servers)
                 removed = reaper.run(removals) if self.changes_allowed else reaper.preview(removals)
         finally:
             audit.close()
-        return self.result(outcomes, writes, removed, audit, cap, started)
+        return self.result(outcomes, writes, removed, audit, cap, started, unlocked)
 
-    def result(self, outcomes, writes, removed, audit, cap, started) -> dict:
+    def result(self, outcomes, writes, removed, audit, cap, started, unlocked=()) -> dict:
         now = self.s.now
         decisions = [o.as_dict(now) for o in outcomes]
         for decision in decisions:
@@ -195,9 +211,9 @@ class LeaseRun:
         if self.s.look_ahead:
             changed = False  # a look-ahead predicts; it never changes anything
         elif self.s.check_mode:
-            changed = bool(writes or removed)  # what the real run would change
+            changed = bool(writes or removed or unlocked)  # what the real run would change
         else:
-            changed = wrote or changed_by_removal
+            changed = wrote or changed_by_removal or any(u["outcome"] == "unlocked" for u in unlocked)
         return {
             "changed": changed,
             "now": format_time(now),
@@ -211,6 +227,7 @@ class LeaseRun:
             "tampered": tampered,
             "lease_writes": writes,
             "removed": removed,
+            "unlocked": list(unlocked),
             "cap": cap,
             "audit": list(audit.records) if audit else [],
             "run_id": audit.run_id if audit else None,
@@ -231,6 +248,25 @@ def write_lease_keys(adapter, record: dict, values: dict, remove: tuple, audit: 
     except Exception as error:  # pylint: disable=broad-except
         return audit.write("lease", outcome="failed", error=describe_sdk_error(error), **fields)
     return audit.write("lease", outcome="written", **fields)
+
+
+def unlock_extended(adapter, record: dict, lease, now: datetime, audit: AuditLog, allowed: bool) -> dict | None:
+    """Unlock a server the reaper locked once its lease runs again (extended by the portal, an operator or a
+    request), so that its owner can start or unshelve it; None when there is nothing to unlock."""
+    if lease is None or lease.expires is None or lease.expires <= now or not adapter.locked_by_reaper(record):
+        return None
+    return release_lock(adapter, record, audit, allowed)
+
+
+def release_lock(adapter, record: dict, audit: AuditLog, allowed: bool) -> dict:
+    """Lift the reaper's lock on a server (or say it would be lifted); audited."""
+    if not allowed:
+        return audit.write("unlock", outcome="would_unlock", **identity(record))
+    try:
+        adapter.unlock(record)
+    except Exception as error:  # pylint: disable=broad-except
+        return audit.write("unlock", outcome="failed", error=describe_sdk_error(error), **identity(record))
+    return audit.write("unlock", outcome="unlocked", **identity(record))
 
 
 def diff_lines(result: dict) -> str:
@@ -284,6 +320,18 @@ class LeaseEditor:
                 return "not a resource of user %s" % self.only_owner_user
         return None
 
+    def frozen(self, adapter, record: dict, result: dict) -> dict:
+        """A shelved server takes no metadata: nothing is written; a lock of the reaper's is lifted so that
+        its owner can unshelve it and then have the lease extended (the reaper leaves shelved servers alone)."""
+        reason = "lease not written: %s (status %s)" % (FROZEN_NOTE, record.get("status"))
+        if not adapter.locked_by_reaper(record):
+            return dict(result, outcome="frozen", reason=reason + "; unshelve it, then extend")
+        unlocked = release_lock(adapter, record, self.audit, self.changes_allowed)
+        if unlocked["outcome"] == "failed":
+            return dict(result, outcome="failed", reason="%s; unlocking failed: %s" % (reason, unlocked["error"]))
+        return dict(result, outcome="frozen", unlock=unlocked["outcome"], changed=True,
+                    reason=reason + "; unlocked so that its owner can unshelve it, then extend")
+
     def edit(self, target: dict, request: EditRequest) -> dict:
         """One resource: read, plan, write; the result says what happened (never raises for the cloud's errors)."""
         name_or_id = target.get("id") or target.get("name")
@@ -319,8 +367,16 @@ class LeaseEditor:
                       after=lease_view(change.lease, seals.now))
         if not (changes or removes):
             return result
+        if metadata_frozen(record):
+            return self.frozen(adapter, record, result)
         written = write_lease_keys(adapter, record, changes, removes, self.audit, self.changes_allowed,
                                    state=request.state, reason=reason, seal=trusted.seal, tampered=result["tampered"])
         if written["outcome"] == "failed":
             return dict(result, outcome="failed", reason=written["error"])
-        return dict(result, changed=True)
+        result["changed"] = True
+        unlocked = unlock_extended(adapter, record, change.lease, seals.now, self.audit, self.changes_allowed)
+        if unlocked:
+            result["unlock"] = unlocked["outcome"]
+            if unlocked["outcome"] == "failed":
+                result.update(outcome="failed", reason="lease written, but unlocking failed: %s" % unlocked["error"])
+        return result

@@ -80,6 +80,13 @@ class Adapter:
         """
         raise NotImplementedError
 
+    def locked_by_reaper(self, record: dict) -> bool:
+        """Did the reaper lock this resource (only servers are ever locked)?"""
+        return False
+
+    def unlock(self, record: dict) -> None:
+        raise NotImplementedError
+
     def in_use_now(self, record: dict) -> str | None:
         """Asked right before a removal: who uses the resource now, anywhere in the cloud (None: nobody).
 
@@ -182,7 +189,19 @@ class Servers(MetadataAdapter):
             resource, resource.project_id, resource.user_id, resource.metadata,
             addresses=_addresses(resource), image_id=(resource.image or {}).get("id"),
             volume_ids=[attachment.get("id") for attachment in resource.attached_volumes or []],
+            locked=bool(resource.is_locked), locked_reason=resource.locked_reason,
         )
+
+    def lock(self, record: dict, expires: str) -> None:
+        """Lock a stopped or shelved server so that its owner cannot start it again without an extension."""
+        self.conn.compute.lock_server(record["id"], locked_reason="%s %s; extend the lease to unlock it" % (
+            LOCK_REASON_PREFIX, expires))
+
+    def locked_by_reaper(self, record: dict) -> bool:
+        return bool(record.get("locked")) and str(record.get("locked_reason") or "").startswith(LOCK_REASON_PREFIX)
+
+    def unlock(self, record: dict) -> None:
+        self.conn.compute.unlock_server(record["id"])
 
     def remove(self, record, verb, timeout, gone):
         compute, server_id = self.conn.compute, record["id"]
@@ -205,6 +224,11 @@ class Servers(MetadataAdapter):
         if statuses[-1] not in done:
             raise RuntimeError("server %s is %s after %s" % (server_id, statuses[-1] or "gone", verb))
         return PAST[verb]
+
+
+# The start of the reason the reaper gives Nova when it locks a server: only such a lock is lifted on extension
+# (an admin-set lock cannot be lifted or re-set by the owner; Nova refuses their unlock with 403).
+LOCK_REASON_PREFIX = "osops.lifecycle: lease expired"
 
 
 class Images(Adapter):

@@ -33,9 +33,15 @@ GONE = "gone"
 WOULD = "would_remove"
 
 
+# server verbs that keep the server (and that lock_servers follows with a lock)
+SOFT_SERVER_VERBS = ("shelve", "stop")
+
+
 class Reaper:
-    def __init__(self, adapters: dict, keys: LeaseKeys, audit: AuditLog, workers: int = 8, timeout: float = 600):
+    def __init__(self, adapters: dict, keys: LeaseKeys, audit: AuditLog, workers: int = 8, timeout: float = 600,
+                 lock_servers: bool = False):
         self.adapters = adapters
+        self.lock_servers = lock_servers  # lock a server after stopping or shelving it
         self.keys = keys
         self.audit = audit
         self.workers = max(1, workers)
@@ -111,5 +117,12 @@ class Reaper:
             # one resource's failure (in use, has dependents, API error, timeout) never stops the others
             return self.audit.write("remove", outcome=FAILED, error=describe_sdk_error(error),
                                     seconds=round(time.monotonic() - started, 2), **fields)
+        if self.lock_servers and outcome.verb in SOFT_SERVER_VERBS and outcome.record["kind"] == "server":
+            try:
+                adapter.lock(now, fields["expires"])
+            except Exception as error:  # pylint: disable=broad-except
+                return self.audit.write("remove", outcome=FAILED, done=done, error="%s, but locking it failed: %s" % (
+                    done, describe_sdk_error(error)), seconds=round(time.monotonic() - started, 2), **fields)
+            done += " and locked"
         return self.audit.write("remove", outcome=REMOVED, done=done, seconds=round(time.monotonic() - started, 2),
                                 **fields)

@@ -205,10 +205,13 @@ def create_app(config: dict | None = None, connect=None) -> Flask:
             result = {"outcome": "failed", "reason": "not a valid extension"}
         finally:
             edit.audit.close()
-        if not result.get("changed"):
+        # a shelved server takes no lease (frozen): the link stays usable for when it is unshelved
+        extended = result.get("changed") and result["outcome"] != "frozen"
+        if not extended:
             used.release(link.nonce, kind, resource_id)
-        status = 200 if result.get("changed") else (502 if result["outcome"] == "failed" else 409)
-        return render_template("extended.html", result=result, token=token, kind=kind, days=days), status
+        status = 200 if extended else (502 if result["outcome"] == "failed" else 409)
+        return render_template("extended.html", result=result, extended=extended, token=token, kind=kind,
+                               days=days), status
 
     @app.get("/")
     def index():

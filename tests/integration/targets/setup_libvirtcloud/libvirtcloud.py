@@ -32,7 +32,7 @@ def sha1_hex(text: str) -> str:
 
 
 def log(msg: str) -> None:
-    print("[imagecache_nova %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+    print("[%s %s] %s" % (os.path.basename(sys.argv[0]), time.strftime("%H:%M:%S"), msg), flush=True)
 
 
 class RowFailed(Exception):
@@ -65,6 +65,7 @@ class Cloud:
     store: str
     computes: dict
     work: str
+    config: dict
     made_images: list = field(default_factory=list)
     made_servers: list = field(default_factory=list)
 
@@ -136,11 +137,23 @@ class Cloud:
                 opened.append((st.st_dev, st.st_ino))
         return opened
 
+    @staticmethod
+    def virsh(compute: Compute, *args: str) -> str:
+        """What virsh says on that compute's libvirtd ('' when it fails, e.g. no such domain)."""
+        done = subprocess.run(["virsh", "-c", compute.libvirt_uri] + list(args), capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
     def domain_state(self, server) -> str:
-        host = self.computes[server.compute_host]
-        done = subprocess.run(["virsh", "-c", host.libvirt_uri, "domstate", server.instance_name],
-                              capture_output=True, text=True, check=False)
-        return done.stdout.strip() or done.stderr.strip()
+        return self.virsh(self.computes[server.compute_host], "domstate", server.instance_name)
+
+    def connect_as(self, user: str, password: str, project: str):
+        """An SDK connection as a (non-admin) user of a project."""
+        import openstack  # the dev environment's openstacksdk
+        auth = dict(self.conn.config.config["auth"], username=user, password=password, project_name=project,
+                    user_domain_name="Default", project_domain_name="Default")
+        auth.pop("project_id", None)
+        return openstack.connect(auth=auth, region_name=self.conn.config.region_name)
 
     def cleanup(self) -> None:
         for server_id in self.made_servers:
@@ -177,7 +190,7 @@ def load_cloud(config: dict, work: str) -> Cloud:
                                  force_raw=hv["localcloud_force_raw_images"],
                                  shares_with=hv["localcloud_shares_instances_with"])
         store = hv["imagecache_source_dir"]
-    return Cloud(conn=conn, home=config["libvirtcloud_home"], inventory=config["libvirtcloud_computes"],
+    return Cloud(conn=conn, config=config, home=config["libvirtcloud_home"], inventory=config["libvirtcloud_computes"],
                  store=store, computes=computes, work=work)
 
 
@@ -209,7 +222,8 @@ def module_result(process: subprocess.Popen) -> dict:
         raise RowFailed("the module crashed: %s %s" % (out[-800:], err[-800:])) from None
 
 
-def run_rows(rows: tuple, make_shared) -> int:
+def run_rows(rows: tuple, make_shared, cleanup=None) -> int:
+    """Run the rows in order (later rows may use what earlier ones made: ``make_shared()``), print the table."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True)
     parser.add_argument("--work", required=True)
@@ -239,6 +253,8 @@ def run_rows(rows: tuple, make_shared) -> int:
             log("%s %s (%.0f s): %s" % (name, table[-1][1], time.time() - started, table[-1][2]))
     finally:
         if not args.keep:
+            if cleanup is not None:
+                cleanup(cloud, shared)
             cloud.cleanup()
     width = max(len(r[0]) for r in table) if table else 0
     print("\n".join("%-*s  %s  %s" % (width, n, s, why) for n, s, why in table))
