@@ -11,6 +11,13 @@ Side by side on the same store, each into its own empty cache directory:
 
 Run:  . hack/lib.sh && enter_dev_env && python bench/imagecache.py [--images 10000]
 Prints median seconds and ratios; see docs/performance.md.
+
+Boot mode (``--boot``): time from ``server create`` to ACTIVE for one server on each compute of the
+libvirt local cloud (OSOPS_LOCALCLOUD_HYPERVISOR=libvirt hack/localcloud/start), side by side:
+  empty     a fresh image nobody linked: each compute's Nova downloads it from Glance (the baseline)
+  linked    a fresh image of the same size, linked by imagecache_link on every compute first
+Alternating rounds (--rounds); prints the medians, the ratio and the bytes Glance served in each case
+(its access log), and the local cloud's memory with the guests running.
 """
 
 from __future__ import annotations
@@ -110,6 +117,75 @@ def via_ansible(store: str, cache: str, images_file: str, state: str) -> dict:
     return json.loads(out.split("=>", 1)[1])["counts"]
 
 
+def boot_round(cloud, mib: int, linked: bool, label: str) -> dict:
+    """Boot one server per compute from a fresh image (linked everywhere first, or not); time to all ACTIVE."""
+    from libvirtcloud import module_result, start_module  # pylint: disable=import-outside-toplevel
+    image = cloud.make_image("bench-%s" % label, mib=mib)
+    link_seconds = 0.0
+    if linked:
+        started = time.perf_counter()
+        runs = [start_module(cloud.work, "imagecache_link", {
+            "images": [cloud.conn.image.get_image(image.id).to_dict(computed=False)], "source_dir": cloud.store,
+            "cache_dir": compute.base, "instances_dir": compute.instances, "create_cache_dir": True,
+            "state_file": os.path.join(cloud.work, "state-%s.json" % host)}, "%s-%s" % (label, host))
+            for host, compute in cloud.computes.items()]
+        for result in map(module_result, runs):
+            assert not result.get("failed") and not result["errors"], result
+        link_seconds = time.perf_counter() - started
+    before = cloud.downloads().get(image.id, (0, 0))
+    started = time.perf_counter()
+    servers = [cloud.boot("bench-%s-%d" % (label, n), image.id, host) for n, host in enumerate(cloud.computes)]
+    servers = [cloud.wait_active(server) for server in servers]
+    seconds = time.perf_counter() - started
+    after = cloud.downloads().get(image.id, (0, 0))
+    status = subprocess.run([os.path.join(REPO, "hack", "localcloud", "status"), "--json"], capture_output=True,
+                            text=True, check=False, env=dict(os.environ, OSOPS_LOCALCLOUD_HYPERVISOR="libvirt",
+                                                             OSOPS_LOCALCLOUD_HOME=cloud.home)).stdout
+    memory = json.loads(status.strip().splitlines()[-1]) if status.strip() else {}
+    for server in servers:
+        cloud.conn.compute.delete_server(server)
+    for server in servers:
+        cloud.conn.compute.wait_for_delete(server, wait=120, interval=1)
+    cloud.conn.image.delete_image(image.id)
+    return {"seconds": seconds, "link_seconds": link_seconds, "downloads": after[0] - before[0],
+            "bytes": after[1] - before[1], "pss_mib": memory.get("pss_mib"), "servers": len(servers)}
+
+
+def boot_mode(args) -> int:
+    home = os.environ.get("OSOPS_LOCALCLOUD_HOME") or os.path.join(REPO, ".localcloud-libvirt")
+    sys.path.insert(0, os.path.join(REPO, "tests", "integration", "targets", "setup_libvirtcloud"))
+    from libvirtcloud import load_cloud  # pylint: disable=import-outside-toplevel
+    work = tempfile.mkdtemp(prefix="osops-bench-boot-", dir=args.dir)
+    cloud = load_cloud({"libvirtcloud_home": home, "libvirtcloud_clouds_yaml": os.path.join(home, "clouds.yaml"),
+                        "libvirtcloud_computes": os.path.join(home, "computes.yml")}, work)
+    print("boot benchmark: %d computes, one %d MiB raw image per case and round, %d rounds; baseline = empty cache"
+          % (len(cloud.computes), args.boot_mib, args.rounds))
+    results: dict = {"empty": [], "linked": []}
+    try:
+        for number in range(args.rounds):
+            order = ("empty", "linked") if number % 2 == 0 else ("linked", "empty")
+            for case in order:
+                results[case].append(boot_round(cloud, args.boot_mib, case == "linked", "%s%d" % (case, number)))
+                last = results[case][-1]
+                print("  round %d %-6s %6.1f s to %d ACTIVE, %d downloads, %5.0f MiB from Glance%s" % (
+                    number + 1, case, last["seconds"], last["servers"], last["downloads"], last["bytes"] / 2**20,
+                    "" if case == "empty" else " (linking took %.2f s)" % last["link_seconds"]))
+    finally:
+        cloud.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    empty = statistics.median(r["seconds"] for r in results["empty"])
+    linked = statistics.median(r["seconds"] for r in results["linked"])
+    print("%-8s %16s %14s %18s %12s" % ("", "s to all ACTIVE", "downloads", "MiB from Glance", "PSS MiB"))
+    for case in ("empty", "linked"):
+        rows = results[case]
+        print("%-8s %16.1f %14.0f %18.0f %12s" % (
+            case, statistics.median(r["seconds"] for r in rows), statistics.median(r["downloads"] for r in rows),
+            statistics.median(r["bytes"] for r in rows) / 2**20, max(r["pss_mib"] or 0 for r in rows)))
+    print("ratio: empty/linked %.2fx (the linked cache boots that much faster); linking itself took %.2f s"
+          % (empty / linked, statistics.median(r["link_seconds"] for r in results["linked"])))
+    return 0
+
+
 def timed(func, *args) -> float:
     started = time.perf_counter()
     func(*args)
@@ -122,7 +198,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="no-op re-runs per approach (median shown)")
     parser.add_argument("--dir", help="where to make the store and caches (default: the temp dir; /dev/shm "
                                       "takes the disk's noise out of the first run, which creates 40,000 files)")
+    parser.add_argument("--boot", action="store_true", help="boot mode: servers on the libvirt local cloud")
+    parser.add_argument("--boot-mib", type=int, default=256, help="boot mode: image size (raw)")
+    parser.add_argument("--rounds", type=int, default=3, help="boot mode: rounds of each case (median shown)")
     args = parser.parse_args()
+    if args.boot:
+        return boot_mode(args)
 
     root = tempfile.mkdtemp(prefix="osops-bench-imagecache-", dir=args.dir)
     try:
