@@ -651,9 +651,11 @@ def job_nova(ctx):
         while not ctx[ev].wait(0.5):
             if ctx["failed"].is_set():
                 return
+    if common.HYPERVISOR == "libvirt":
+        # the libvirtds start side by side; each compute waits for its own
+        with cf.ThreadPoolExecutor(len(common.COMPUTE_HOSTS)) as pool:
+            list(pool.map(start_libvirt, common.COMPUTE_HOSTS))
     for host in common.COMPUTE_HOSTS:
-        if common.HYPERVISOR == "libvirt":
-            start_libvirt(host)
         daemon("nova-compute-" + host, [
             "nova-compute", "--config-file", conf("nova", "nova-compute.conf"),
             "--config-file", conf("nova", "nova-compute-%s.conf" % host)])

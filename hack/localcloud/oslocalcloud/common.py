@@ -102,6 +102,7 @@ def libvirt_uri(host):
     return "qemu:///system?socket=%s" % os.path.join(
         libvirt_dir(host), "run", "libvirt-sock")
 
+
 def db_url():
     return "mysql+pymysql://%s:%s@127.0.0.1:%d" % (
         DB_USER, DB_PASSWORD, PORTS["mariadb"])

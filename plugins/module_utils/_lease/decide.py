@@ -39,6 +39,8 @@ FROZEN_NOTE = "Nova accepts no metadata while a server is shelved"
 def metadata_frozen(record: dict) -> bool:
     """Can the lease of this resource not be written now (whoever writes)?"""
     return record.get("status") in METADATA_FROZEN.get(record["kind"], ())
+
+
 PAST = {"delete": "deleted", "shelve": "shelved", "stop": "stopped", "deactivate": "deactivated"}
 
 

@@ -61,7 +61,7 @@ def refused(call) -> str:
     try:
         call()
     except Exception as error:  # the SDK's HTTP errors: the answer is the point
-        return str(error).split("\n")[0][:160]
+        return str(error).split("\n", maxsplit=1)[0][:160]
     return ""
 
 
@@ -86,8 +86,8 @@ def row_setup(cloud: Cloud, shared: Shared) -> str:
                                                            image_id=image.id, networks="none")
         shared.servers[label] = made
     for label in shared.servers:
-        shared.servers[label] = admin.compute.wait_for_server(server(cloud, shared, label), status="ACTIVE",
-                                                               failures=["ERROR"], wait=300, interval=1)
+        shared.servers[label] = admin.compute.wait_for_server(
+            server(cloud, shared, label), status="ACTIVE", failures=["ERROR"], wait=300, interval=1)
         shared.hosts[label] = shared.servers[label].compute_host
         check(domain_state(cloud, shared, label) == "running", "%s's domain is %s" % (
             label, domain_state(cloud, shared, label)))
@@ -166,8 +166,8 @@ def row_extension_unlocks_and_owner_restarts(cloud: Cloud, shared: Shared) -> st
         srv = cloud.conn.compute.wait_for_server(server(cloud, shared, label), status="ACTIVE", failures=["ERROR"],
                                                  wait=300, interval=1)
         shared.hosts[label] = srv.compute_host  # an unshelved server may land elsewhere
-    asked = refused(lambda: owner["shelve"].compute.set_server_metadata(shared.servers["shelved"].id,
-                                                                         lease_extend="7"))
+    shelved = shared.servers["shelved"].id
+    asked = refused(lambda: owner["shelve"].compute.set_server_metadata(shelved, lease_extend="7"))
     check(not asked, "the owner could not ask for an extension of the unshelved server: %s" % asked)
     again = lease_module(cloud, "lease_reap", "reap-after-unshelve", reap=True, server_action="shelve",
                          lock_servers=True, projects=[shared.projects["shelve"].name], max_remove_percent=100)

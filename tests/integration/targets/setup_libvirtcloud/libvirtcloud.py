@@ -264,4 +264,3 @@ def run_rows(rows: tuple, make_shared, cleanup=None) -> int:
         print("no rows ran")
         return 1
     return 0 if all(s == "PASS" for _n, s, _w in table) else 1
-

@@ -206,8 +206,8 @@ def test_a_compute_without_base_gets_one_owned_like_instances_when_asked(run_mod
     made = os.lstat(cloud["base"])
     assert rc == 0 and stat.S_ISDIR(made.st_mode) and (made.st_uid, made.st_gid) == (4242, 4343)
     assert stat.S_IMODE(made.st_mode) == 0o755
-    assert sorted(e["id"] for e in result["linked"]) == ["11111111-aaaa-4000-8000-000000000001",
-                                                          "11111111-aaaa-4000-8000-000000000002"]
+    linked = sorted(e["id"] for e in result["linked"])
+    assert linked == ["11111111-aaaa-4000-8000-000000000001", "11111111-aaaa-4000-8000-000000000002"]
 
 
 def test_create_cache_dir_never_follows_a_symlink_named_base(run_module, cloud, tmp_path):
