@@ -342,7 +342,7 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options imp
     POLICY_ARGUMENT_SPEC, OptionError, exemptions_from_params, keys_from_params, now_from_params, policy_from_params,
     seals_from_params,
 )
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap import KIND_ORDER
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table import KIND, KIND_ORDER
 
 
 class LeaseReapModule(LifecycleModule):
@@ -352,9 +352,9 @@ class LeaseReapModule(LifecycleModule):
         projects=dict(type="list", elements="str", default=[]),
         all_projects=dict(type="bool", default=True),
         reap=dict(type="bool", default=False),
-        server_action=dict(type="str", choices=["delete", "shelve", "stop"], default="delete"),
+        server_action=dict(type="str", choices=list(KIND["server"].verbs), default=KIND["server"].verbs[0]),
         lock_servers=dict(type="bool", default=False),
-        image_action=dict(type="str", choices=["deactivate", "delete"], default="deactivate"),
+        image_action=dict(type="str", choices=list(KIND["image"].verbs), default=KIND["image"].verbs[0]),
         handle_requests=dict(type="bool", default=True),
         write_leases=dict(type="bool", default=True),
         max_remove=dict(type="int", default=50),

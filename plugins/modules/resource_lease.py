@@ -216,7 +216,7 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine impo
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
     POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, now_from_params, policy_from_params, seals_from_params,
 )
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap import KIND_ORDER
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table import KIND_ORDER
 
 
 class ResourceLeaseModule(LifecycleModule):

@@ -21,27 +21,17 @@ from typing import Callable
 from .keys import LeaseKeys, LeaseRecord, LeaseValueError, effective_change, format_time, parse_time, read_lease, shorten
 from .owners import Owner
 from .policy import INVALID, NONE, NOTIFY, REMOVE, WRITE_LEASE, Decision, Policy, classify, extend
-from .reap import DigestItem, Key, in_use_reason, kind_rank
+from .kind_table import KIND, PAST, kind_rank
+from .reap import DigestItem, Key, in_use_reason
 from .trust import SealContext, TrustedLease, sealed_values, trust_lease
 
-# Removal verbs per kind; the first is the default.
-VERBS = {"server": ("delete", "shelve", "stop"), "snapshot": ("delete",), "volume": ("delete",),
-         "image": ("deactivate", "delete")}
-# Resource statuses in which a softer step has already been taken (a shelved server is more than stopped).
-DONE_STATUSES = {"shelve": ("SHELVED", "SHELVED_OFFLOADED"), "stop": ("SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"),
-                 "deactivate": ("deactivated",)}
-# Statuses in which the service refuses metadata changes, even an admin's: Nova accepts server metadata only
-# while the server is ACTIVE, PAUSED, SUSPENDED or stopped (409 "Cannot 'update metadata' ... shelved_offloaded").
-METADATA_FROZEN = {"server": ("SHELVED", "SHELVED_OFFLOADED")}
 FROZEN_NOTE = "Nova accepts no metadata while a server is shelved"
 
 
 def metadata_frozen(record: dict) -> bool:
-    """Can the lease of this resource not be written now (whoever writes)?"""
-    return record.get("status") in METADATA_FROZEN.get(record["kind"], ())
-
-
-PAST = {"delete": "deleted", "shelve": "shelved", "stop": "stopped", "deactivate": "deactivated"}
+    """Can the lease of this resource not be written now (whoever writes)? See KindSpec.metadata_frozen."""
+    spec = KIND.get(record["kind"])
+    return spec is not None and record.get("status") in spec.metadata_frozen
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class ReapOptions:
     lock_servers: bool = False
 
     def verb(self, kind: str) -> str:
-        return {"server": self.server_action, "image": self.image_action}.get(kind, "delete")
+        return {"server": self.server_action, "image": self.image_action}.get(kind, KIND[kind].verbs[0])
 
 
 @dataclass(frozen=True)
@@ -230,7 +220,7 @@ def decide_one(record: dict, seals: SealContext, exemption: Callable[[dict], str
     verb = None
     if decision.action == REMOVE:
         verb = options.verb(record["kind"])
-        if record.get("status") in DONE_STATUSES.get(verb, ()):
+        if record.get("status") in KIND[record["kind"]].done_in(verb):
             decision = replace(decision, action=NONE, reason="%s; already %s" % (decision.reason, PAST[verb]))
             verb = None
         elif verb == "delete":

@@ -26,7 +26,8 @@ from .keys import LeaseKeys, effective_change, format_time, read_lease
 from .kinds import adapter_for
 from .owners import KeystoneDirectory
 from .policy import REMOVE, Policy
-from .reap import KIND_ORDER, USES, check_cap, owner_digest
+from .kind_table import KIND_ORDER, USES
+from .reap import check_cap, owner_digest
 from .reaper import Reaper
 from .seal import Keyring
 from .trust import SealContext, trust_lease, wrong_key

@@ -32,6 +32,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .kind_table import KIND
+
 DEFAULT_PREFIX = "lease_"
 # Prefixes end up in metadata keys of four services; keep them to what all accept.
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
@@ -92,8 +94,6 @@ def shorten(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-# The openstack CLI's name for each kind, for the commands owners are told to run.
-CLI_NOUNS = {"server": "server", "image": "image", "volume": "volume", "snapshot": "volume snapshot"}
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class LeaseKeys:
 
     def extend_command(self, kind: str, resource_id: str, days: int | str = "DAYS") -> str:
         """The command an owner runs to ask for an extension (granted by the next scan, within the caps)."""
-        return "openstack %s set --property %s=%s %s" % (CLI_NOUNS[kind], self.extend_request, days, resource_id)
+        return "openstack %s set --property %s=%s %s" % (KIND[kind].cli_noun, self.extend_request, days, resource_id)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 
-from .decide import DONE_STATUSES, PAST
+from .kind_table import KIND, PAST
 
 IMAGE_PATCH = "application/openstack-images-v2.1-json-patch"
 # Image attributes that are Glance's own, not custom properties.
@@ -209,7 +209,7 @@ class Servers(MetadataAdapter):
             compute.delete_server(server_id)
             wait_for(lambda: gone(record), timeout, "deleting server %s" % server_id)
             return PAST[verb]
-        done = DONE_STATUSES[verb]
+        done = KIND["server"].done_in(verb)
         if verb == "shelve":
             compute.shelve_server(server_id)
         else:

@@ -114,7 +114,6 @@ class KeystoneDirectory:
         self.contact_attribute = contact_attribute
         self.user = CachedLookup(self._read_user)
         self._projects: dict[str, Person] | None = None
-        self.project_listing_note: str | None = None
 
     def _read_user(self, user_id: str) -> Person | None:
         from openstack import exceptions
@@ -154,8 +153,7 @@ class KeystoneDirectory:
         while url:
             response = self.conn.identity.get(url)
             if response.status_code == 403:
-                self.project_listing_note = "projects cannot be listed with these credentials"
-                return projects
+                return projects  # projects cannot be listed with these credentials: contacts unknown
             exceptions.raise_from_response(response)
             body = response.json()
             for project in body.get("projects", ()):

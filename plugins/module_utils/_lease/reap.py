@@ -15,9 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-KIND_ORDER = ("server", "snapshot", "volume", "image")
-# kind -> the kinds whose resources may use one of it (a server boots from an image, a snapshot keeps its volume)
-USES = {"image": ("server",), "volume": ("server", "snapshot")}
+from .kind_table import kind_rank
 
 
 @dataclass(frozen=True, order=True)
@@ -27,13 +25,6 @@ class Key:
 
     def __str__(self) -> str:
         return "%s %s" % (self.kind, self.id)
-
-
-def kind_rank(kind: str) -> int:
-    try:
-        return KIND_ORDER.index(kind)
-    except ValueError:
-        raise ValueError("unknown resource kind %r (known: %s)" % (kind, ", ".join(KIND_ORDER))) from None
 
 
 def in_use_reason(users: set[Key] | frozenset[Key], removing: set[Key]) -> str | None:

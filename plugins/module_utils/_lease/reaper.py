@@ -24,7 +24,8 @@ from .audit import AuditLog
 from .decide import Outcome, identity
 from .keys import LeaseKeys, format_time
 from .kinds import Presence
-from .reap import KIND_ORDER, Key
+from .kind_table import KIND_ORDER
+from .reap import Key
 
 REMOVED = "removed"
 FAILED = "failed"

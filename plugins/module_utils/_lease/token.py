@@ -22,9 +22,11 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .kind_table import KIND_ORDER
+
 VERSION = 1
 MIN_KEY_BYTES = 32
-KINDS = ("server", "snapshot", "volume", "image")
+KINDS = KIND_ORDER  # the kinds a link may name
 
 
 class TokenError(ValueError):

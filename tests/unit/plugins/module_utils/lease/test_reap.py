@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table import KIND_ORDER, kind_rank
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap import (
-    KIND_ORDER,
     DigestItem,
     Key,
     check_cap,
     in_use_reason,
-    kind_rank,
     owner_digest,
 )
 
