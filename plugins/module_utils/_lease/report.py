@@ -115,6 +115,59 @@ def _smtp_answer(answer) -> str:
     return str(answer)
 
 
+class _Tally:
+    """Counts of one cycle's decisions: by status, kind and project, and expiries per week ahead."""
+
+    def __init__(self, moment: datetime, weeks: int):
+        self.moment = moment
+        self.by_status: Counter = Counter()
+        self.by_kind: dict[str, Counter] = {kind: Counter() for kind in KIND_ORDER}
+        self.by_project: dict[tuple[str, str], Counter] = {}
+        self.ahead = [0] * weeks
+        self.later = 0
+
+    def add(self, host: str, decision: Mapping) -> None:
+        status = decision.get("status") or "unknown"
+        self.by_status[status] += 1
+        self.by_kind.setdefault(decision.get("kind") or "unknown", Counter())[status] += 1
+        project = decision.get("project_name") or decision.get("project_id") or "-"
+        self.by_project.setdefault((host, project), Counter())[status] += 1
+        if status in ("exempt", "expired", "invalid") or not decision.get("expires"):
+            return
+        try:
+            left = parse_time(decision["expires"]) - self.moment
+        except LeaseValueError:
+            return
+        week = int(left // timedelta(days=7))
+        if 0 <= week < len(self.ahead):
+            self.ahead[week] += 1
+        elif week >= len(self.ahead):
+            self.later += 1
+
+    def expiries(self) -> dict:
+        peak = max(self.ahead + [self.later, 1])
+        return {"weeks": [{"week": index + 1, "from": format_time(self.moment + timedelta(days=7 * index)),
+                           "count": count, "percent": round(100.0 * count / peak, 1)}
+                          for index, count in enumerate(self.ahead)],
+                "later": self.later, "peak": peak}
+
+
+# result list -> what its failed entries are called in the report
+_FAILED_STEPS = (("removed", "removal"), ("lease_writes", "lease write"), ("unlocked", "unlock"))
+
+
+def _failures(host: str, result: Mapping) -> list[dict]:
+    """One host's failed steps: the run itself, removals, lease writes, unlocks."""
+    failures = []
+    if result.get("failed"):
+        failures.append({"host": host, "what": "lease_reap", "reason": result.get("msg") or "failed"})
+    for key, what in _FAILED_STEPS:
+        for entry in result.get(key) or []:
+            if entry.get("outcome") == "failed":
+                failures.append(dict(_named(entry), host=host, what=what, reason=entry.get("error")))
+    return failures
+
+
 def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mail: Mapping | None = None,
                  weeks: int = 8, scans: Mapping[str, Mapping | None] | None = None) -> dict:
     """The operators' summary of one cycle: counts, expiries ahead, removals, mail, problems.
@@ -125,66 +178,35 @@ def build_report(results: Mapping[str, Mapping | None], now: str | datetime, mai
     """
     moment = now if isinstance(now, datetime) else parse_time(now)
     good, bad = usable(results)
-    by_status: Counter = Counter()
-    by_kind: dict[str, Counter] = {kind: Counter() for kind in KIND_ORDER}
-    by_project: dict[tuple[str, str], Counter] = {}
-    ahead = [0] * weeks
-    later = 0
+    tally = _Tally(moment, weeks)
     removals, requests, invalid, unowned, failures = [], [], [], [], []
     hosts = {}
     for host, result in good:
-        result = dict(result, decisions=result.get("decisions") or [])
         hosts[host] = {"region": result.get("region"), "stats": result.get("stats") or {},
                        "counts": result.get("counts") or {}, "run_id": result.get("run_id"),
                        "failed": result.get("msg") if result.get("failed") else None}
-        if result.get("failed"):
-            failures.append({"host": host, "what": "lease_reap", "reason": result.get("msg") or "failed"})
-        for decision in result["decisions"]:
-            status = decision.get("status") or "unknown"
-            by_status[status] += 1
-            by_kind.setdefault(decision.get("kind") or "unknown", Counter())[status] += 1
-            project = decision.get("project_name") or decision.get("project_id") or "-"
-            by_project.setdefault((host, project), Counter())[status] += 1
-            if status == "invalid":
+        failures.extend(_failures(host, result))
+        for decision in result.get("decisions") or []:
+            tally.add(host, decision)
+            if (decision.get("status") or "unknown") == "invalid":
                 invalid.append(dict(_named(decision), host=host, reason=decision.get("reason")))
-            if status in ("exempt", "expired", "invalid") or not decision.get("expires"):
-                continue
-            try:
-                left = parse_time(decision["expires"]) - moment
-            except LeaseValueError:
-                continue
-            week = int(left // timedelta(days=7))
-            if 0 <= week < weeks:
-                ahead[week] += 1
-            elif week >= weeks:
-                later += 1
-        for removal in result.get("removed") or []:
-            removals.append(dict(removal, host=host))
-            if removal.get("outcome") == "failed":
-                failures.append(dict(_named(removal), host=host, what="removal", reason=removal.get("error")))
-        for write in result.get("lease_writes") or []:
-            if write.get("outcome") == "failed":
-                failures.append(dict(_named(write), host=host, what="lease write", reason=write.get("error")))
+        removals.extend(dict(removal, host=host) for removal in result.get("removed") or [])
         requests.extend(dict(request, host=host) for request in result.get("requests") or [])
         unowned.extend(dict(_named(decision), host=host, owner_note=decision.get("owner_note"))
                        for decision in result.get("unowned") or [])
-    peak = max(ahead + [later, 1])
     return {
         "tampered": _tampered(good, usable(scans)[0] if scans else []),
         "generated": format_time(moment),
         "hosts": hosts,
         "hosts_without_result": bad,
-        "totals": {"resources": sum(by_status.values()),
-                   "by_status": _ordered(by_status),
+        "totals": {"resources": sum(tally.by_status.values()),
+                   "by_status": _ordered(tally.by_status),
                    "removed": sum(1 for r in removals if r.get("outcome") == "removed"),
                    "removal_failures": sum(1 for r in removals if r.get("outcome") == "failed")},
-        "by_kind": {kind: _ordered(counter) for kind, counter in by_kind.items() if counter},
+        "by_kind": {kind: _ordered(counter) for kind, counter in tally.by_kind.items() if counter},
         "by_project": [{"host": host, "project": project, "total": sum(counter.values()), "by_status": _ordered(counter)}
-                       for (host, project), counter in sorted(by_project.items())],
-        "expiries": {"weeks": [{"week": index + 1, "from": format_time(moment + timedelta(days=7 * index)),
-                                "count": count, "percent": round(100.0 * count / peak, 1)}
-                               for index, count in enumerate(ahead)],
-                     "later": later, "peak": peak},
+                       for (host, project), counter in sorted(tally.by_project.items())],
+        "expiries": tally.expiries(),
         "removals": removals,
         "requests": requests,
         "invalid": invalid,

@@ -157,3 +157,10 @@ def test_a_sliced_scans_summary_is_enough_for_mail_and_report():
     assert [(e["owner"], len(e["resources"])) for e in digest["owners"]] == [("ann@example.org", 2)]
     report = build_report({"slice-1": scan()}, NOW, scans={"slice-1": summary})
     assert report["scan"]["by_status"] == {"expiring": 2, "active": 3}
+
+
+def test_a_failed_unlock_is_a_failure_the_operators_see():
+    result = dict(scan(), unlocked=[{"kind": "server", "id": "s1", "name": "web", "outcome": "failed", "error": "403"},
+                                    {"kind": "server", "id": "s2", "name": "db", "outcome": "unlocked"}])
+    failures = build_report({"lab": result}, NOW)["failures"]
+    assert [(f["what"], f["id"], f["reason"]) for f in failures] == [("unlock", "s1", "403")]
