@@ -93,7 +93,7 @@ class RunSettings:
 class LeaseRun:
     def __init__(self, conn, settings: RunSettings):
         self.conn = conn
-        self.s = settings
+        self.settings = settings
         self.counter = ApiCallCounter(conn)
         self.directory = KeystoneDirectory(conn, settings.contact_attribute)
         self.adapters = {kind: adapter_for(kind, conn) for kind in settings.kinds}
@@ -101,17 +101,17 @@ class LeaseRun:
 
     @property
     def changes_allowed(self) -> bool:
-        return not (self.s.check_mode or self.s.look_ahead)
+        return not (self.settings.check_mode or self.settings.look_ahead)
 
     def scan(self) -> list[dict]:
         """Every resource of the chosen kinds and projects, with project and user names."""
-        project_ids = self.directory.project_ids(self.s.projects) if self.s.projects else [None]
+        project_ids = self.directory.project_ids(self.settings.projects) if self.settings.projects else [None]
         records = []
         for kind in KIND_ORDER:
             if kind not in self.adapters:
                 continue
             for project_id in project_ids:
-                records.extend(self.adapters[kind].records(self.s.all_projects, project_id))
+                records.extend(self.adapters[kind].records(self.settings.all_projects, project_id))
         for record in records:
             project = self.directory.project(record["project_id"]) if record.get("project_id") else None
             user = self.directory.user(record["user_id"]) if record.get("user_id") else None
@@ -122,11 +122,11 @@ class LeaseRun:
     def users_elsewhere(self) -> list[dict]:
         """Resources outside this scan that may use what it scanned: every user kind of the whole cloud that the
         scan did not list in full (another kind, another project). In use means in use anywhere."""
-        scanned_all = not self.s.projects and self.s.all_projects
-        needed = {user for kind in self.s.kinds for user in USES.get(kind, ())}
+        scanned_all = not self.settings.projects and self.settings.all_projects
+        needed = {user for kind in self.settings.kinds for user in USES.get(kind, ())}
         records = []
         for kind in KIND_ORDER:
-            if kind in needed and not (scanned_all and kind in self.s.kinds):
+            if kind in needed and not (scanned_all and kind in self.settings.kinds):
                 records.extend((self.adapters.get(kind) or adapter_for(kind, self.conn)).records(True, None))
         return records
 
@@ -142,12 +142,12 @@ class LeaseRun:
                                        tampered=outcome.tampered)
             if written["outcome"] == "written":
                 # the reaper must expect the seal this run wrote
-                outcome.seal_after = outcome.set_values.get(self.s.keys.seal, outcome.seal_after)
+                outcome.seal_after = outcome.set_values.get(self.settings.keys.seal, outcome.seal_after)
             return written
 
         if not pending:
             return []
-        with ThreadPoolExecutor(max_workers=min(self.s.workers, len(pending))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(pending))) as pool:
             return list(pool.map(write_one, pending))
 
     def unlock(self, outcomes: list[Outcome], writes: list[dict], audit: AuditLog) -> list[dict]:
@@ -157,7 +157,7 @@ class LeaseRun:
         for outcome in outcomes:
             record = outcome.record
             if (record["kind"], record["id"]) not in failed:
-                done = unlock_extended(self.adapters[record["kind"]], record, outcome.lease, self.s.now, audit,
+                done = unlock_extended(self.adapters[record["kind"]], record, outcome.lease, self.settings.now, audit,
                                        self.changes_allowed)
                 if done:
                     unlocked.append(done)
@@ -165,42 +165,42 @@ class LeaseRun:
 
     def check_key(self, outcomes: list[Outcome]) -> None:
         """Refuse to go on when seals exist and none verifies: a wrong key file would rebuild every lease."""
-        problem = wrong_key([o.trusted for o in outcomes if o.trusted], self.s.keyring)
+        problem = wrong_key([o.trusted for o in outcomes if o.trusted], self.settings.keyring)
         if problem:
             raise SealKeyMismatch(problem)
 
     def run(self) -> dict:
         started = time.monotonic()
         records = self.scan()
-        elsewhere = self.users_elsewhere() if self.s.reap or self.s.write_leases else []
-        owner_of = self.directory.owner_lookup(self.s.owner_fallback)
-        outcomes = decide_scan(records, self.s.seals, self.s.exemptions.reason, owner_of, self.s.options, elsewhere)
+        elsewhere = self.users_elsewhere() if self.settings.reap or self.settings.write_leases else []
+        owner_of = self.directory.owner_lookup(self.settings.owner_fallback)
+        outcomes = decide_scan(records, self.settings.seals, self.settings.exemptions.reason, owner_of, self.settings.options, elsewhere)
         self.check_key(outcomes)
         removals = [o for o in outcomes if o.decision.action == REMOVE and o.verb]
-        cap = check_cap(len(removals), len(outcomes), self.s.max_remove, self.s.max_remove_percent)
+        cap = check_cap(len(removals), len(outcomes), self.settings.max_remove, self.settings.max_remove_percent)
         # the cap is checked before anything is written, so a refused run changes nothing at all
-        if cap and self.s.reap:
+        if cap and self.settings.reap:
             raise CapExceeded(cap, self.result(outcomes, [], [], None, cap, started))
-        audit = AuditLog(self.s.audit_path, check_mode=not self.changes_allowed)
+        audit = AuditLog(self.settings.audit_path, check_mode=not self.changes_allowed)
         try:
-            writes = self.write(outcomes, audit) if self.s.write_leases else []
-            unlocked = self.unlock(outcomes, writes, audit) if self.s.write_leases else []
+            writes = self.write(outcomes, audit) if self.settings.write_leases else []
+            unlocked = self.unlock(outcomes, writes, audit) if self.settings.write_leases else []
             removed = []
-            if self.s.reap:
-                reaper = Reaper(self.adapters, self.s.keys, audit, self.s.workers, self.s.timeout,
-                                self.s.options.lock_servers)
+            if self.settings.reap:
+                reaper = Reaper(self.adapters, self.settings.keys, audit, self.settings.workers, self.settings.timeout,
+                                self.settings.options.lock_servers)
                 removed = reaper.run(removals) if self.changes_allowed else reaper.preview(removals)
         finally:
             audit.close()
         return self.result(outcomes, writes, removed, audit, cap, started, unlocked)
 
     def result(self, outcomes, writes, removed, audit, cap, started, unlocked=()) -> dict:
-        now = self.s.now
+        now = self.settings.now
         decisions = [o.as_dict(now) for o in outcomes]
         for decision in decisions:
             decision["region"] = self.region
         notify = to_notify(outcomes)
-        digest = owner_digest([(o.owner.email, o.digest_item(self.region, now, self.s.keys)) for o in notify])
+        digest = owner_digest([(o.owner.email, o.digest_item(self.region, now, self.settings.keys)) for o in notify])
         requests = [dict(kind=o.record["kind"], id=o.record["id"], name=o.record.get("name"), owner=o.owner.email,
                          **o.request.as_dict()) for o in outcomes if o.request]
         unowned = [d for d in decisions if not d["owner"] and d["action"] == "notify"]
@@ -209,16 +209,16 @@ class LeaseRun:
                     for o in outcomes if o.trusted and o.trusted.tampered]
         wrote = any(w["outcome"] == "written" for w in writes)
         changed_by_removal = any(r["outcome"] == "removed" for r in removed)
-        if self.s.look_ahead:
+        if self.settings.look_ahead:
             changed = False  # a look-ahead predicts; it never changes anything
-        elif self.s.check_mode:
+        elif self.settings.check_mode:
             changed = bool(writes or removed or unlocked)  # what the real run would change
         else:
             changed = wrote or changed_by_removal or any(u["outcome"] == "unlocked" for u in unlocked)
         return {
             "changed": changed,
             "now": format_time(now),
-            "look_ahead": self.s.look_ahead,
+            "look_ahead": self.settings.look_ahead,
             "region": self.region,
             "decisions": decisions,
             "digest": digest,

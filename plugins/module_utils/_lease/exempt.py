@@ -54,7 +54,7 @@ class CompiledExemptions:
     """Exemptions with CIDRs and the JMESPath expression parsed once per run."""
 
     def __init__(self, exemptions: Exemptions, sealed_only: bool = False):
-        self.e = exemptions
+        self.exemptions = exemptions
         # only rules an owner cannot trigger: users, projects, ids, public images (and sealed exemptions, in decide)
         self.sealed_only = sealed_only
         self.networks = []
@@ -77,7 +77,7 @@ class CompiledExemptions:
 
     def reason(self, resource: dict) -> str | None:
         """Why the resource is exempt, or None. The first matching rule is named."""
-        e = self.e
+        e = self.exemptions
         for key, label in (("user_id", "user"), ("user_name", "user")):
             if resource.get(key) and resource[key] in e.users:
                 return "%s %s is exempt" % (label, resource[key])

@@ -17,7 +17,7 @@ from ansible_collections.osops.lifecycle.plugins.filter.lease_portal_link import
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.report import build_report, removal_digest
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.token import verify
 
-ROLE = os.path.join(os.path.dirname(__file__), *[os.pardir] * 5, "roles", "lease")
+ROLE = os.path.join(os.path.dirname(__file__), *[os.pardir] * 4, "roles", "lease")
 EVIL = '<script>alert("x")</script>'
 
 

@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.token import sign
 
 pytest.importorskip("flask_wtf", reason="the portal's dependencies are in hack/requirements-dev.txt")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), *[os.pardir] * 5, "roles", "lease_portal", "files"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), *[os.pardir] * 4, "roles", "lease_portal", "files"))
 from osops_lease_portal import create_app  # noqa: E402  pylint: disable=wrong-import-position
 
 KEY = "k" * 40
