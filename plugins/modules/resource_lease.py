@@ -212,7 +212,7 @@ import json
 from ansible_collections.osops.lifecycle.plugins.module_utils._base import LifecycleModule
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit import AuditError
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.edit import EditError, EditRequest
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import LeaseEditor
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.editor import LeaseEditor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
     POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, now_from_params, policy_from_params, seals_from_params,
 )

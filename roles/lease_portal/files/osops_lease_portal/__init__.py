@@ -34,7 +34,7 @@ from flask import Flask, abort, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.edit import EditError, EditRequest
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import LeaseEditor
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.editor import LeaseEditor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
     POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, policy_from_params, seals_from_params)
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.token import KINDS, TokenError, verify

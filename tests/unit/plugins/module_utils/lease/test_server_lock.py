@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease import decide as d
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit import AuditLog
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import unlock_extended
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.writes import unlock_extended
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keys import LeaseRecord, lease_metadata
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kinds import LOCK_REASON_PREFIX, Servers
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reaper import Reaper
