@@ -22,7 +22,7 @@ from .keys import LeaseKeys, LeaseRecord, LeaseValueError, effective_change, for
 from .owners import Owner
 from .policy import INVALID, NONE, NOTIFY, REMOVE, WRITE_LEASE, Decision, Policy, classify, extend
 from .kind_table import KIND, PAST, kind_rank
-from .reap import DigestItem, Key, in_use_reason
+from .reap_plan import DigestItem, Key, in_use_reason
 from .trust import SealContext, TrustedLease, sealed_values, trust_lease
 
 FROZEN_NOTE = "Nova accepts no metadata while a server is shelved"

@@ -26,7 +26,7 @@ from .kind_table import KIND_ORDER, USES
 from .kinds import adapter_for
 from .owners import KeystoneDirectory
 from .policy import REMOVE, Policy
-from .reap import check_cap, owner_digest
+from .reap_plan import check_cap, owner_digest
 from .reaper import Reaper
 from .seal import Keyring
 from .trust import SealContext, wrong_key

@@ -25,7 +25,7 @@ from .decide import Outcome, identity
 from .keys import LeaseKeys, format_time
 from .kinds import Presence
 from .kind_table import KIND_ORDER
-from .reap import Key
+from .reap_plan import Key
 
 REMOVED = "removed"
 FAILED = "failed"

@@ -18,7 +18,7 @@ from typing import Iterable, Mapping
 
 from .keys import LeaseValueError, format_time, parse_time
 from .kind_table import KIND_ORDER
-from .reap import group_by_owner
+from .reap_plan import group_by_owner
 
 # Decision statuses in the order the report shows them.
 STATUSES = ("expired", "expiring", "enrolled", "active", "in_use", "exempt", "invalid")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table import KIND_ORDER, kind_rank
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap import (
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap_plan import (
     DigestItem,
     Key,
     check_cap,

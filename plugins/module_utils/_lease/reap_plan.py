@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Planning a reap (pure): dependency order, what is still in use, the safety cap.
+"""Planning a reap (pure): what is still in use, the safety cap, one digest entry per owner (the reaper acts on it).
 
 Kinds are decided and removed in dependency order: servers first (nothing of
 ours depends on them going), then volume snapshots, then volumes (attached to
