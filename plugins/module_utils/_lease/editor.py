@@ -12,7 +12,7 @@ from .decide import FROZEN_NOTE, created_time, lease_writes, metadata_frozen
 from .edit import EditRequest, lease_view, plan_edit
 from .keys import effective_change, read_lease
 from .kinds import adapter_for
-from .owners import KeystoneDirectory
+from .keystone import KeystoneDirectory
 from .trust import SealContext, trust_lease
 from .writes import release_lock, unlock_extended, write_lease_keys
 

@@ -24,7 +24,7 @@ from .exempt import CompiledExemptions
 from .keys import LeaseKeys, format_time
 from .kind_table import KIND_ORDER, USES
 from .kinds import adapter_for
-from .owners import KeystoneDirectory
+from .keystone import KeystoneDirectory
 from .policy import REMOVE, Policy
 from .reap_plan import check_cap, owner_digest
 from .reaper import Reaper
