@@ -94,8 +94,6 @@ def shorten(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-
-
 @dataclass(frozen=True)
 class LeaseKeys:
     """The metadata keys of a lease, for one prefix."""
