@@ -9,6 +9,7 @@ run() { ansible-playbook -i "$inventory" -e "@$config" "$@"; }
 rollout() { run osops.lifecycle.imagecache_rollout -e @rollout-vars.yml "$@"; }
 
 trap 'run cleanup.yml' EXIT
+run cleanup.yml   # what an interrupted earlier run left (same image names, same node directories)
 run setup.yml
 
 # Check mode changes nothing on any node.
