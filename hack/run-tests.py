@@ -99,6 +99,10 @@ class TestService:
     status: list[str]
     stop: list[str]
     variables: dict  # merged into tests/integration/integration_config.yml
+    env: dict = field(default_factory=dict)  # added to the environment of start, status and stop
+
+    def environ(self) -> dict:
+        return dict(os.environ, **self.env)
 
 
 def state_home(variable: str, default: str) -> str:
@@ -110,7 +114,7 @@ LOCALCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_HOME", ".localcloud-libvirt" if o
 NODES_HOME = state_home("OSOPS_NODES_HOME", ".nodes")
 # the local cloud with libvirt/QEMU computes (its own state dir; the same ports as the fake one)
 LIBVIRTCLOUD_HOME = state_home("OSOPS_LOCALCLOUD_LIBVIRT_HOME", ".localcloud-libvirt")
-LIBVIRTCLOUD_ENV = ["env", "OSOPS_LOCALCLOUD_HYPERVISOR=libvirt", "OSOPS_LOCALCLOUD_HOME=" + LIBVIRTCLOUD_HOME]
+
 MAILSINK_HOME = state_home("OSOPS_MAILSINK_HOME", ".mailsink")
 MAILSINK_PORT = int(os.environ.get("OSOPS_MAILSINK_PORT", "8025"))
 SERVICES = (
@@ -133,9 +137,10 @@ SERVICES = (
     # same ports: targets that need it run last, after the fake-driver cloud is stopped.
     TestService(
         alias="libvirtcloud",
-        start=LIBVIRTCLOUD_ENV + [os.path.join(REPO, "hack", "localcloud", "start")],
-        status=LIBVIRTCLOUD_ENV + [os.path.join(REPO, "hack", "localcloud", "status")],
-        stop=LIBVIRTCLOUD_ENV + [os.path.join(REPO, "hack", "localcloud", "stop")],
+        start=[os.path.join(REPO, "hack", "localcloud", "start")],
+        status=[os.path.join(REPO, "hack", "localcloud", "status")],
+        stop=[os.path.join(REPO, "hack", "localcloud", "stop")],
+        env={"OSOPS_LOCALCLOUD_HYPERVISOR": "libvirt", "OSOPS_LOCALCLOUD_HOME": LIBVIRTCLOUD_HOME},
         variables={
             "libvirtcloud_home": LIBVIRTCLOUD_HOME,
             "libvirtcloud_clouds_yaml": os.path.join(LIBVIRTCLOUD_HOME, "clouds.yaml"),
@@ -164,13 +169,12 @@ SERVICES = (
 
 def start_service(service: TestService) -> tuple[bool, bool]:
     """Bring a service up; return (running, started by us)."""
-    command = next(part for part in service.start if part.startswith("/"))
-    if not os.access(command, os.X_OK):
-        print("%s is missing: targets with alias %r cannot run" % (command, service.alias))
+    if not os.access(service.start[0], os.X_OK):
+        print("%s is missing: targets with alias %r cannot run" % (service.start[0], service.alias))
         return False, False
     was_running = subprocess.run(service.status, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 check=False).returncode == 0
-    return run(service.start).returncode == 0, not was_running
+                                 env=service.environ(), check=False).returncode == 0
+    return run(service.start, env=service.environ()).returncode == 0, not was_running
 
 
 def test_seal_key() -> str:
@@ -277,7 +281,7 @@ def step_integration(tally: Tally, args) -> None:
     # Leave the machine as we found it, unless asked to keep services for the next run.
     if not os.environ.get("OSOPS_KEEP_SERVICES"):
         for service in reversed(started):
-            run(service.stop)
+            run(service.stop, env=service.environ())
 
 
 LIBVIRT = "libvirtcloud"

@@ -492,13 +492,8 @@ def start_api(name):
 
 
 def libvirt_answers(host):
-    try:
-        return subprocess.run(
-            ["virsh", "-c", common.libvirt_uri(host), "version"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
-            check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    done = virsh(host, "version", timeout=10)
+    return done is not None and done.returncode == 0
 
 
 # Each compute gets a libvirtd of its own, as a real compute node has: in a
@@ -550,9 +545,13 @@ def start_libvirt(host):
 
 
 def virsh(host, *args, timeout=60):
-    return subprocess.run(["virsh", "-c", common.libvirt_uri(host)]
-                          + list(args), capture_output=True, text=True,
-                          check=False, timeout=timeout)
+    """virsh against one compute's libvirtd; None if it did not answer."""
+    try:
+        return subprocess.run(["virsh", "-c", common.libvirt_uri(host)]
+                              + list(args), capture_output=True, text=True,
+                              check=False, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def stop_guests(host):
@@ -561,7 +560,8 @@ def stop_guests(host):
     if not libvirt_answers(host):
         return []
     ended = []
-    for name in virsh(host, "list", "--all", "--name").stdout.split():
+    listed = virsh(host, "list", "--all", "--name")
+    for name in listed.stdout.split() if listed else []:
         virsh(host, "destroy", name)
         virsh(host, "undefine", name, "--nvram")
         ended.append(name)

@@ -34,10 +34,6 @@ GONE = "gone"
 WOULD = "would_remove"
 
 
-# server verbs that keep the server (and that lock_servers follows with a lock)
-SOFT_SERVER_VERBS = ("shelve", "stop")
-
-
 class Reaper:
     def __init__(self, adapters: dict, keys: LeaseKeys, audit: AuditLog, workers: int = 8, timeout: float = 600,
                  lock_servers: bool = False):
@@ -118,7 +114,8 @@ class Reaper:
             # one resource's failure (in use, has dependents, API error, timeout) never stops the others
             return self.audit.write("remove", outcome=FAILED, error=describe_sdk_error(error),
                                     seconds=round(time.monotonic() - started, 2), **fields)
-        if self.lock_servers and outcome.verb in SOFT_SERVER_VERBS and outcome.record["kind"] == "server":
+        # every server verb but delete keeps the server: lock it (lock_servers)
+        if self.lock_servers and outcome.record["kind"] == "server" and outcome.verb != "delete":
             try:
                 adapter.lock(now, fields["expires"])
             except Exception as error:  # pylint: disable=broad-except

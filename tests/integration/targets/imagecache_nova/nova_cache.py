@@ -160,8 +160,8 @@ def row_zero_downloads(cloud: Cloud, shared: Shared) -> str:
         check(not why, "%s after boot: %s" % (host, why))
         check((source.st_dev, source.st_ino) in cloud.qemu_open_files(server),
               "%s: qemu of %s does not have the linked base file open" % (host, server.instance_name))
-        check(cloud.domain_state(server) == "running", "%s: domain %s is %s" % (
-            host, server.instance_name, cloud.domain_state(server)))
+        state = cloud.domain_state(server)
+        check(state == "running", "%s: domain %s is %r" % (host, server.instance_name, state))
     return "4 servers on 4 computes, 0 downloads; disks back onto the links, qemu holds Glance's inode"
 
 
@@ -200,9 +200,9 @@ def row_nova_cache_manager(cloud: Cloud, shared: Shared) -> str:
     for host in bases:
         for image, keep in ((linked, True), (fresh, True), (dropped, False)):
             path = base_of(cloud, host, image.id)
-            if keep and is_our_link(path, cloud.glance_file(image.id)):
-                problems.append("%s: Nova removed or replaced %s's base file: %s" % (
-                    host, image.name, is_our_link(path, cloud.glance_file(image.id))))
+            why = is_our_link(path, cloud.glance_file(image.id))
+            if keep and why:
+                problems.append("%s: Nova removed or replaced %s's base file: %s" % (host, image.name, why))
             if not keep and os.path.exists(path):
                 problems.append("%s: Nova kept %s's aged, unused base file" % (host, image.name))
     check(not problems, "; ".join(problems))

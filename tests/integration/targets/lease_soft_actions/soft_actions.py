@@ -56,6 +56,12 @@ def domain_state(cloud: Cloud, shared: Shared, label: str) -> str:
     return cloud.virsh(host, "domstate", srv.instance_name)
 
 
+def expect_domain(cloud: Cloud, shared: Shared, label: str, state: str, when: str) -> None:
+    """The libvirt domain is in ``state`` ('' for no domain); read once, named in the failure."""
+    seen = domain_state(cloud, shared, label)
+    check(seen == state, "%s %s: the domain on %s is %r, not %r" % (label, when, shared.hosts[label], seen, state))
+
+
 def refused(call) -> str:
     """'' if the owner's call went through, else Nova's answer."""
     try:
@@ -89,8 +95,7 @@ def row_setup(cloud: Cloud, shared: Shared) -> str:
         shared.servers[label] = admin.compute.wait_for_server(
             server(cloud, shared, label), status="ACTIVE", failures=["ERROR"], wait=300, interval=1)
         shared.hosts[label] = shared.servers[label].compute_host
-        check(domain_state(cloud, shared, label) == "running", "%s's domain is %s" % (
-            label, domain_state(cloud, shared, label)))
+        expect_domain(cloud, shared, label, "running", "after booting")
     return "3 guests running on %s" % ", ".join(sorted(set(shared.hosts.values())))
 
 
@@ -117,13 +122,11 @@ def row_reap_stops_shelves_and_locks(cloud: Cloud, shared: Shared) -> str:
         srv = server(cloud, shared, label)
         check(srv.status == "SHUTOFF" and srv.is_locked and srv.locked_reason.startswith(LOCK_PREFIX),
               "%s: Nova says %s, locked %s (%s)" % (label, srv.status, srv.is_locked, srv.locked_reason))
-        check(domain_state(cloud, shared, label) == "shut off", "%s: the domain is %r, not shut off" % (
-            label, domain_state(cloud, shared, label)))
+        expect_domain(cloud, shared, label, "shut off", "after lease_reap")
     srv = cloud.conn.compute.wait_for_server(server(cloud, shared, "shelved"), status="SHELVED_OFFLOADED", wait=120,
                                              interval=1)
     check(srv.is_locked, "the shelved server is not locked")
-    check(domain_state(cloud, shared, "shelved") == "", "the offloaded server's domain still exists on %s: %r" % (
-        shared.hosts["shelved"], domain_state(cloud, shared, "shelved")))
+    expect_domain(cloud, shared, "shelved", "", "once offloaded")
     return "2 SHUTOFF (domain shut off), 1 SHELVED_OFFLOADED (domain gone), all 3 locked"
 
 
@@ -142,7 +145,7 @@ def row_owner_is_held_and_rerun_converges(cloud: Cloud, shared: Shared) -> str:
     again = lease_module(cloud, "lease_reap", "reap-again", reap=True, server_action="stop", lock_servers=True,
                          projects=[p.name for p in shared.projects.values()], max_remove_percent=100)
     check(not again["changed"] and not again["removed"], "the re-run changed something: %s" % again["removed"])
-    check(domain_state(cloud, shared, "stopped") == "shut off", "the re-run woke the stopped guest")
+    expect_domain(cloud, shared, "stopped", "shut off", "after the re-run")
     return "owner refused 4 times (%s); re-run: nothing removed" % attempts["start"][:60]
 
 
@@ -175,8 +178,7 @@ def row_extension_unlocks_and_owner_restarts(cloud: Cloud, shared: Shared) -> st
     check(granted and granted[0]["granted"] and not again["removed"], "the request was not granted before the reaper "
           "acted: requests %s, removed %s" % (again["requests"], again["removed"]))
     for label in ("stopped", "shelved"):
-        check(domain_state(cloud, shared, label) == "running", "%s: the domain is %r after the owner's restart" % (
-            label, domain_state(cloud, shared, label)))
+        expect_domain(cloud, shared, label, "running", "after the owner's restart")
     return "stopped: extended+unlocked, started; shelved: frozen+unlocked, unshelved, request granted; both running"
 
 
@@ -192,7 +194,7 @@ def row_request_unlocks_on_next_run(cloud: Cloud, shared: Shared) -> str:
     shared.owner["stop"].compute.start_server(shared.servers[label].id)
     cloud.conn.compute.wait_for_server(server(cloud, shared, label), status="ACTIVE", failures=["ERROR"], wait=300,
                                        interval=1)
-    check(domain_state(cloud, shared, label) == "running", "the domain is %r" % domain_state(cloud, shared, label))
+    expect_domain(cloud, shared, label, "running", "after the owner's start")
     return "request handled, unlocked, started by the owner: domain running"
 
 
