@@ -4,7 +4,7 @@
 
 """Deciding a whole scan (pure): requests, exemptions, owners, statuses, dependencies.
 
-Input: the records the adapters listed (plain dicts), the policy and ``now``.
+Input: the records the scan read (``ResourceRecord``; plain data is read as one), the policy and ``now``.
 Output: one ``Outcome`` per resource, with the metadata to write and, for an
 expired resource whose owner was told, the removal to carry out. Kinds are
 decided in dependency order, so a volume knows whether the servers using it go
@@ -22,16 +22,18 @@ from .keys import LeaseKeys, LeaseRecord, LeaseValueError, effective_change, for
 from .owners import Owner
 from .policy import INVALID, NONE, NOTIFY, REMOVE, WRITE_LEASE, Decision, Policy, classify, extend
 from .kind_table import KIND, PAST, kind_rank
-from .reap_plan import DigestItem, Key, in_use_reason
+from .in_use import in_use_reason, users_of
+from .reap_plan import DigestItem
+from .record import Key, ResourceRecord
 from .trust import SealContext, TrustedLease, sealed_values, trust_lease
 
 FROZEN_NOTE = "Nova accepts no metadata while a server is shelved"
 
 
-def metadata_frozen(record: dict) -> bool:
+def metadata_frozen(record: ResourceRecord) -> bool:
     """Can the lease of this resource not be written now (whoever writes)? See KindSpec.metadata_frozen."""
-    spec = KIND.get(record["kind"])
-    return spec is not None and record.get("status") in spec.metadata_frozen
+    spec = KIND.get(record.kind)
+    return spec is not None and record.status in spec.metadata_frozen
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class RequestOutcome:
 class Outcome:
     """What this run decided for one resource."""
 
-    record: dict
+    record: ResourceRecord
     lease: LeaseRecord
     decision: Decision
     owner: Owner
@@ -81,7 +83,7 @@ class Outcome:
 
     @property
     def key(self) -> Key:
-        return Key(self.record["kind"], self.record["id"])
+        return self.record.key
 
     @property
     def writes(self) -> bool:
@@ -93,8 +95,8 @@ class Outcome:
     def as_dict(self, now: datetime) -> dict:
         record, decision, owner = self.record, self.decision, self.owner
         return {
-            **identity(record),
-            "user_id": record.get("user_id"), "user_name": record.get("user_name"),
+            **record.identity(),
+            "user_id": record.user_id, "user_name": record.user_name,
             "owner": owner.email, "owner_source": owner.source, "owner_note": owner.note,
             "status": decision.status, "action": decision.action, "removal": self.verb, "reason": decision.reason,
             "expires": format_time(decision.expires) if decision.expires else None,
@@ -106,18 +108,11 @@ class Outcome:
             "writes": {"set": dict(self.set_values), "remove": list(self.remove_keys)} if self.writes else None,
         }
 
-    def digest_item(self, region: str, now: datetime, keys: LeaseKeys) -> DigestItem:
+    def digest_item(self, region: str, now: datetime, keys: LeaseKeys, extend_days: int) -> DigestItem:
         record = self.record
-        return DigestItem(record["kind"], record["id"], record.get("name") or "", record.get("project_name")
-                          or record.get("project_id") or "", region, format_time(self.decision.expires),
-                          self.days_left(now), self.decision.milestone_days,
-                          keys.extend_command(record["kind"], record["id"]))
-
-
-def identity(record: dict) -> dict:
-    """The fields that name a resource in results and audit records."""
-    return {"kind": record["kind"], "id": record["id"], "name": record.get("name"),
-            "project_id": record.get("project_id"), "project_name": record.get("project_name")}
+        return DigestItem(record.kind, record.id, record.name or "", record.project_name or record.project_id or "",
+                          region, format_time(self.decision.expires), self.days_left(now), self.decision.milestone_days,
+                          keys.extend_command(record.kind, record.id, extend_days))
 
 
 def days_left(expires: datetime | None, now: datetime) -> int | None:
@@ -126,24 +121,6 @@ def days_left(expires: datetime | None, now: datetime) -> int | None:
         return None
     days = (expires - now).total_seconds() / 86400
     return math.ceil(days) if days > 0 else math.floor(days)
-
-
-def users_of(records: list[dict]) -> dict[Key, set[Key]]:
-    """Who uses what: servers use their image and volumes; snapshots keep their volume."""
-    users: dict[Key, set[Key]] = {}
-    for record in records:
-        me = Key(record["kind"], record["id"])
-        if record["kind"] == "server":
-            if record.get("image_id"):
-                users.setdefault(Key("image", record["image_id"]), set()).add(me)
-            for volume_id in record.get("volume_ids") or ():
-                users.setdefault(Key("volume", volume_id), set()).add(me)
-        elif record["kind"] == "volume":
-            for server_id in record.get("attached_to") or ():
-                users.setdefault(me, set()).add(Key("server", server_id))
-        elif record["kind"] == "snapshot" and record.get("volume_id"):
-            users.setdefault(Key("volume", record["volume_id"]), set()).add(me)
-    return users
 
 
 def handle_request(policy: Policy, keys: LeaseKeys, lease: LeaseRecord, now: datetime,
@@ -160,71 +137,59 @@ def handle_request(policy: Policy, keys: LeaseKeys, lease: LeaseRecord, now: dat
     return RequestOutcome(shorten(raw), True, extension.reason, extension.expires), granted
 
 
-def created_time(record: dict) -> datetime | None:
+def created_time(record: ResourceRecord) -> datetime | None:
     try:
-        return parse_time(record["created_at"]) if record.get("created_at") else None
+        return parse_time(record.created_at) if record.created_at else None
     except LeaseValueError:
         return None
 
 
-def metadata_of(record: dict) -> dict:
-    """A record's metadata; anything else an adapter could not read counts as none."""
-    metadata = record.get("metadata")
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def lease_writes(seals: SealContext, record: dict, lease: LeaseRecord,
+def lease_writes(seals: SealContext, record: ResourceRecord, lease: LeaseRecord,
                  drop_request: bool) -> tuple[dict[str, str], tuple[str, ...]]:
     """The keys to set and remove so the resource stores exactly ``lease``, sealed (an ``effective_change``)."""
-    metadata = metadata_of(record)
-    wanted = sealed_values(seals, record["kind"], record["id"], lease)
+    wanted = sealed_values(seals, record.kind, record.id, lease)
     unwanted = [key for key in seals.keys.written() if key not in wanted]
     if drop_request:
         unwanted.append(seals.keys.extend_request)
-    return effective_change(metadata, wanted, unwanted)
+    return effective_change(record.metadata, wanted, unwanted)
 
 
-def decide_one(record: dict, seals: SealContext, exemption: Callable[[dict], str | None],
-               owner_of: Callable[[dict, LeaseRecord], Owner], options: ReapOptions,
+def decide_one(record: ResourceRecord, seals: SealContext, exemption: Callable[[ResourceRecord], str | None],
+               owner_of: Callable[[ResourceRecord, LeaseRecord], Owner], options: ReapOptions,
                users: frozenset[Key], removing: set[Key]) -> Outcome:
     """One resource's decision; may raise (``decide_scan`` turns that into an ``invalid`` outcome)."""
     policy, keys, now = seals.policy, seals.keys, seals.now
-    if record.get("record_error"):
-        raise ValueError(record["record_error"])
-    metadata = metadata_of(record)
+    if record.record_error:
+        raise ValueError(record.record_error)
+    metadata = record.metadata
     created = created_time(record)
-    trusted = trust_lease(seals, record["kind"], record["id"], metadata, read_lease(metadata, keys), created)
+    trusted = trust_lease(seals, record.kind, record.id, metadata, read_lease(metadata, keys), created)
     lease = trusted.lease
     exempt = ("sealed exemption: %s" % shorten(lease.exempt)) if lease.exempt else exemption(record)
     request = None
     if exempt is None and options.handle_requests and lease.has_extend_request:
         request, lease = handle_request(policy, keys, lease, now, str(metadata.get(keys.extend_request)))
-    decision = classify(policy, lease, now, created, exempt, in_use_reason(users, removing))
+    verb = options.verb(record.kind)
+    done = PAST[verb] if record.status in KIND[record.kind].done_in(verb) else None
+    frozen = metadata_frozen(record)
+    decision = classify(policy, lease, now, created, exempt, in_use_reason(users, removing), done,
+                        FROZEN_NOTE if frozen else None)
     if trusted.tampered:
         decision = replace(decision, reason="lease tampered (%s; sealed values restored); %s" % (
             trusted.note or "; ".join(str(change) for change in trusted.changes[:3]), decision.reason))
     set_values: dict[str, str] = {}
     remove_keys: tuple[str, ...] = ()
-    if exempt is None:
-        final = lease
+    if frozen:
+        lease = trusted.lease  # nothing can be written: the lease stays as it is
+    elif exempt is None:
         if decision.action == WRITE_LEASE:
-            final = replace(final, expires=decision.write_expires, problems={},
-                            notice=None if keys.notice in lease.problems else final.notice)
-        set_values, remove_keys = lease_writes(seals, record, final, request is not None)
-        lease = final
-        if metadata_frozen(record) and (set_values or remove_keys or decision.action in (WRITE_LEASE, NOTIFY)):
-            # nothing can be written, so no notice either (it could not be recorded): the lease stays as it is
-            set_values, remove_keys, lease = {}, (), trusted.lease
-            decision = replace(decision, action=NONE if decision.action in (WRITE_LEASE, NOTIFY) else decision.action,
-                               reason="%s; lease left as it is: %s" % (decision.reason, FROZEN_NOTE))
-    verb = None
-    if decision.action == REMOVE:
-        verb = options.verb(record["kind"])
-        if record.get("status") in KIND[record["kind"]].done_in(verb):
-            decision = replace(decision, action=NONE, reason="%s; already %s" % (decision.reason, PAST[verb]))
-            verb = None
-        elif verb == "delete":
-            removing.add(Key(record["kind"], record["id"]))
+            lease = replace(lease, expires=decision.write_expires, problems={},
+                            notice=None if keys.notice in lease.problems else lease.notice)
+        set_values, remove_keys = lease_writes(seals, record, lease, request is not None)
+    if decision.action != REMOVE:
+        verb = None
+    elif verb == "delete":
+        removing.add(record.key)
     owner = owner_of(record, lease)
     if decision.action == NOTIFY and not owner.known:
         decision = replace(decision, reason="%s; nobody to notify (%s), so never removed"
@@ -234,12 +199,12 @@ def decide_one(record: dict, seals: SealContext, exemption: Callable[[dict], str
 
 
 def decide_scan(
-    records: list[dict],
+    records: list[ResourceRecord],
     seals: SealContext,
-    exemption: Callable[[dict], str | None],
-    owner_of: Callable[[dict, LeaseRecord], Owner],
+    exemption: Callable[[ResourceRecord], str | None],
+    owner_of: Callable[[ResourceRecord, LeaseRecord], Owner],
     options: ReapOptions = ReapOptions(),
-    elsewhere: list[dict] = (),
+    elsewhere: list[ResourceRecord] = (),
 ) -> list[Outcome]:
     """Decide every resource of a scan, in dependency order (servers first, images last).
 
@@ -247,18 +212,19 @@ def decide_scan(
     the scanned ones; they are never decided, only counted as users. One resource
     that cannot be decided (whatever it holds) is ``invalid`` and the others go on.
     """
-    users = users_of(list(records) + list(elsewhere))
+    records = [ResourceRecord.of(record) for record in records]
+    users = users_of(records + [ResourceRecord.of(record) for record in elsewhere])
     removing: set[Key] = set()
     outcomes = []
-    for record in sorted(records, key=lambda r: (kind_rank(r["kind"]), str(r.get("project_id") or ""), str(r["id"]))):
-        my_users = frozenset(users.get(Key(record["kind"], record["id"]), ()))
+    for record in sorted(records, key=lambda r: (kind_rank(r.kind), str(r.project_id or ""), str(r.id))):
+        my_users = frozenset(users.get(record.key, ()))
         try:
             outcome = decide_one(record, seals, exemption, owner_of, options, my_users, removing)
         except Exception as error:  # pylint: disable=broad-except
             # never stop the scan for the others; never remove what could not be decided
             outcome = Outcome(record, LeaseRecord(), Decision(INVALID, NONE, "could not be decided: %s: %s" % (
                 type(error).__name__, shorten(str(error), 200))), Owner(None, None, note="not decided"),
-                users=my_users, seal_after=metadata_of(record).get(seals.keys.seal))
+                users=my_users, seal_after=record.metadata.get(seals.keys.seal))
         outcomes.append(outcome)
     return outcomes
 
@@ -276,7 +242,7 @@ def counts(outcomes: list[Outcome]) -> dict:
     for outcome in outcomes:
         seal = outcome.trusted.seal if outcome.trusted else "undecided"
         by_seal[seal] = by_seal.get(seal, 0) + 1
-        status, kind = outcome.decision.status, outcome.record["kind"]
+        status, kind = outcome.decision.status, outcome.record.kind
         by_status[status] = by_status.get(status, 0) + 1
         of_kind = by_kind.setdefault(kind, {})
         of_kind[status] = of_kind.get(status, 0) + 1

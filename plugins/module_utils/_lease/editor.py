@@ -12,6 +12,7 @@ from .decide import FROZEN_NOTE, created_time, lease_writes, metadata_frozen
 from .edit import EditRequest, lease_view, plan_edit
 from .keys import effective_change, read_lease
 from .kinds import adapter_for
+from .record import ResourceRecord
 from .keystone import KeystoneDirectory
 from .trust import SealContext, trust_lease
 from .writes import release_lock, unlock_extended, write_lease_keys
@@ -39,7 +40,7 @@ class LeaseEditor:
         self.all_projects = all_projects
         self.audit = AuditLog(audit_path, check_mode=not self.changes_allowed)
 
-    def _refusal(self, record: dict, lease) -> str | None:
+    def _refusal(self, record: ResourceRecord, lease) -> str | None:
         """Why the caller may not change this resource (None: they may). Never names the real owner."""
         if self.owner_of is None:
             return None
@@ -48,16 +49,16 @@ class LeaseEditor:
             return "not a resource of %s" % self.only_owner
         if self.only_owner_user is not None:
             caller = self.caller
-            mine = caller is not None and (record.get("user_id") == caller.id
+            mine = caller is not None and (record.user_id == caller.id
                                            or (caller.email and owner == caller.email.strip().lower()))
             if not mine:
                 return "not a resource of user %s" % self.only_owner_user
         return None
 
-    def frozen(self, adapter, record: dict, result: dict) -> dict:
+    def frozen(self, adapter, record: ResourceRecord, result: dict) -> dict:
         """A shelved server takes no metadata: nothing is written; a lock of the reaper's is lifted so that
         its owner can unshelve it and then have the lease extended (the reaper leaves shelved servers alone)."""
-        reason = "lease not written: %s (status %s)" % (FROZEN_NOTE, record.get("status"))
+        reason = "lease not written: %s (status %s)" % (FROZEN_NOTE, record.status)
         if not adapter.locked_by_reaper(record):
             return dict(result, outcome="frozen", reason=reason + "; unshelve it, then extend")
         unlocked = release_lock(adapter, record, self.audit, self.changes_allowed)
@@ -77,11 +78,11 @@ class LeaseEditor:
             return dict(result, outcome="failed", reason=describe_sdk_error(error))
         if record is None:
             return dict(result, outcome="missing", reason="no %s %s" % (target["kind"], name_or_id))
-        result.update(id=record["id"], name=record["name"])
+        result.update(id=record.id, name=record.name)
         seals = self.seals
-        stored = read_lease(record["metadata"], seals.keys)
+        stored = read_lease(record.metadata, seals.keys)
         created = created_time(record)
-        trusted = trust_lease(seals, record["kind"], record["id"], record["metadata"], stored, created)
+        trusted = trust_lease(seals, record.kind, record.id, record.metadata, stored, created)
         refusal = self._refusal(record, trusted.lease)
         if refusal:
             return dict(result, outcome="refused", reason=refusal)
@@ -89,14 +90,14 @@ class LeaseEditor:
             result["owner"] = self.owner_of(record, trusted.lease).email
         change = plan_edit(seals.policy, seals.keys, trusted.lease, request, seals.now, created)
         if change.lease is None:
-            changes, removes = effective_change(record["metadata"], {}, list(seals.keys.all()))
+            changes, removes = effective_change(record.metadata, {}, list(seals.keys.all()))
         else:
             changes, removes = lease_writes(seals, record, change.lease, drop_request=False)
         reason = change.reason
         if trusted.tampered:
             reason += "; lease tampered (%s), sealed values restored" % (
                 trusted.note or "; ".join(str(c) for c in trusted.changes[:3]))
-        result.update(project_id=record["project_id"], outcome=change.outcome, reason=reason, seal=trusted.seal,
+        result.update(project_id=record.project_id, outcome=change.outcome, reason=reason, seal=trusted.seal,
                       tampered=[str(c) for c in trusted.changes], before=lease_view(trusted.lease, seals.now),
                       after=lease_view(change.lease, seals.now))
         if not (changes or removes):

@@ -10,10 +10,10 @@ servers' addresses): every rule but users, projects, ids and public images.
 ``sealed_only`` keeps just those, plus exemptions an operator sealed with
 ``resource_lease`` (``<prefix>exempt``, checked in ``decide``).
 
-A resource is seen here as a plain dict (the scan step's record):
-``kind``, ``id``, ``name``, ``project_id``, ``project_name``, ``user_id``,
-``user_name``, ``metadata`` (dict), ``addresses`` (list of IP strings, servers),
-``visibility`` and ``protected`` (images), plus whatever else the adapter keeps for JMESPath.
+A resource is read here as a mapping of its fields (a ``record.ResourceRecord``, or plain
+data in tests): ``kind``, ``id``, ``name``, ``project_id``, ``project_name``, ``user_id``,
+``user_name``, ``metadata``, ``addresses`` (servers), ``visibility`` and ``protected`` (images),
+plus whatever else the adapter keeps; JMESPath sees a plain copy of all of them.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class CompiledExemptions:
                     continue
         if self.expression is not None:
             try:
-                if self.expression.search(resource):
+                if self.expression.search(resource.plain() if hasattr(resource, "plain") else resource):
                     return "matches %s" % e.jmespath
             except jmespath.exceptions.JMESPathError:
                 return None

@@ -31,6 +31,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Mapping
 
 from .kind_table import KIND
 
@@ -139,7 +140,7 @@ class LeaseKeys:
         """The keys only the collection writes (everything but the owner's request)."""
         return (self.expires, self.notice, self.extensions, self.owner, self.seal, self.exempt)
 
-    def extend_command(self, kind: str, resource_id: str, days: int | str = "DAYS") -> str:
+    def extend_command(self, kind: str, resource_id: str, days: int) -> str:
         """The command an owner runs to ask for an extension (granted by the next scan, within the caps)."""
         return "openstack %s set --property %s=%s %s" % (KIND[kind].cli_noun, self.extend_request, days, resource_id)
 
@@ -192,7 +193,7 @@ def _text(value) -> str:
 
 def read_lease(metadata, keys: LeaseKeys) -> LeaseRecord:
     """The lease in a resource's metadata. Total: never raises; bad values go to ``problems``."""
-    metadata = metadata if isinstance(metadata, dict) else {}
+    metadata = metadata if isinstance(metadata, Mapping) else {}
     problems: dict[str, str] = {}
     values: dict[str, str] = {}
     for key in keys.all():

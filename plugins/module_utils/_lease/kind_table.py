@@ -17,16 +17,32 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Ref:
+    """A record field naming resources of another kind, and which way "uses" goes."""
+
+    field: str          # the record field: one id, or a list of ids
+    kind: str           # the kind of the resources it names
+    uses: bool = True   # True: this resource uses them; False: they use this resource
+
+
+@dataclass(frozen=True)
 class KindSpec:
     name: str
     cli_noun: str                       # openstack <noun> set --property ...
     verbs: tuple[str, ...]              # what removing it may mean; the first is the default
     done_statuses: tuple[tuple[str, tuple[str, ...]], ...] = ()  # verb -> statuses in which it is done already
-    used_by: tuple[str, ...] = ()       # kinds whose resources may use one of this kind
+    refs: tuple[Ref, ...] = ()          # the "uses" edges its records carry
     metadata_frozen: tuple[str, ...] = ()  # statuses in which the service refuses metadata changes, even an admin's
 
     def done_in(self, verb: str) -> tuple[str, ...]:
         return dict(self.done_statuses).get(verb, ())
+
+    @property
+    def used_by(self) -> tuple[str, ...]:
+        """Kinds whose resources may use one of this kind (from every kind's refs, in removal order)."""
+        users = {spec.name for spec in KINDS for ref in spec.refs if ref.uses and ref.kind == self.name}
+        users.update(ref.kind for ref in self.refs if not ref.uses)
+        return tuple(kind for kind in KIND_ORDER if kind in users)
 
 
 _SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
@@ -37,12 +53,14 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("server", "server", ("delete", "shelve", "stop"),
              # a shelved server is more than stopped
              done_statuses=(("shelve", _SHELVED), ("stop", ("SHUTOFF",) + _SHELVED)),
+             refs=(Ref("image_id", "image"), Ref("volume_ids", "volume")),
              # Nova accepts server metadata only while ACTIVE, PAUSED, SUSPENDED or stopped
              metadata_frozen=_SHELVED),
-    KindSpec("snapshot", "volume snapshot", ("delete",)),
-    KindSpec("volume", "volume", ("delete",), used_by=("server", "snapshot")),
-    KindSpec("image", "image", ("deactivate", "delete"), done_statuses=(("deactivate", ("deactivated",)),),
-             used_by=("server",)),
+    # a snapshot keeps its volume
+    KindSpec("snapshot", "volume snapshot", ("delete",), refs=(Ref("volume_id", "volume"),)),
+    # Cinder names the servers a volume is attached to (they may lie outside the scan)
+    KindSpec("volume", "volume", ("delete",), refs=(Ref("attached_to", "server", uses=False),)),
+    KindSpec("image", "image", ("deactivate", "delete"), done_statuses=(("deactivate", ("deactivated",)),)),
 )
 
 KIND = {spec.name: spec for spec in KINDS}

@@ -4,7 +4,7 @@
 
 """Cloud adapters: one per resource kind, the same small interface.
 
-``records()`` lists resources as plain dicts (paginated list calls, never one
+``records()`` lists resources as ``ResourceRecord``s (paginated list calls, never one
 call per resource); ``find()`` reads one by id or name; ``apply()`` sets and
 removes metadata keys (an ``effective_change``), touching only the keys given; ``remove()`` carries out
 a removal (delete, or a kind's softer step) and waits until it is done. Images are written with a JSON patch of exactly those keys:
@@ -19,6 +19,7 @@ import threading
 import time
 
 from .kind_table import KIND, PAST
+from .record import ResourceRecord
 
 IMAGE_PATCH = "application/openstack-images-v2.1-json-patch"
 # Image attributes that are Glance's own, not custom properties.
@@ -49,9 +50,9 @@ class Adapter:
             try:
                 yield self.to_record(resource)
             except Exception as error:  # pylint: disable=broad-except
-                yield {"kind": self.kind, "id": str(getattr(resource, "id", "")), "name": str(getattr(resource, "name", "")),
-                       "status": None, "project_id": getattr(resource, "project_id", None), "user_id": None,
-                       "created_at": None, "metadata": {}, "record_error": "unreadable resource: %s" % error}
+                yield ResourceRecord(self.kind, str(getattr(resource, "id", "")), str(getattr(resource, "name", "")),
+                                     project_id=getattr(resource, "project_id", None),
+                                     record_error="unreadable resource: %s" % error)
 
     def list(self, all_projects: bool, project_id: str | None):
         raise NotImplementedError
@@ -59,10 +60,10 @@ class Adapter:
     def get(self, name_or_id: str, all_projects: bool = True):
         raise NotImplementedError
 
-    def to_record(self, resource) -> dict:
+    def to_record(self, resource) -> ResourceRecord:
         raise NotImplementedError
 
-    def find(self, name_or_id: str, all_projects: bool = True) -> dict | None:
+    def find(self, name_or_id: str, all_projects: bool = True) -> ResourceRecord | None:
         """One resource by id or (unique) name, or None if there is none."""
         resource = self.get(name_or_id, all_projects)
         return None if resource is None else self.to_record(resource)
@@ -71,7 +72,7 @@ class Adapter:
         """Ids of the resources that exist (one listing), for waiting on deletions."""
         return {resource.id for resource in self.list(bool(project_id), project_id)}
 
-    def remove(self, record: dict, verb: str, timeout: float, gone) -> str:
+    def remove(self, record: ResourceRecord, verb: str, timeout: float, gone) -> str:
         """Carry out ``verb`` on the resource and wait until it is done; returns what happened.
 
         ``gone(record)`` says whether a deleted resource has disappeared (a shared
@@ -80,14 +81,14 @@ class Adapter:
         """
         raise NotImplementedError
 
-    def locked_by_reaper(self, record: dict) -> bool:
+    def locked_by_reaper(self, record: ResourceRecord) -> bool:
         """Did the reaper lock this resource (only servers are ever locked)?"""
         return False
 
-    def unlock(self, record: dict) -> None:
+    def unlock(self, record: ResourceRecord) -> None:
         raise NotImplementedError
 
-    def in_use_now(self, record: dict) -> str | None:
+    def in_use_now(self, record: ResourceRecord) -> str | None:
         """Asked right before a removal: who uses the resource now, anywhere in the cloud (None: nobody).
 
         Kinds whose service refuses to delete what is in use (Cinder: attached volumes, volumes
@@ -95,15 +96,10 @@ class Adapter:
         """
         return None
 
-    def record(self, resource, project_id, user_id, metadata, **extra) -> dict:
-        """The fields every kind's record has, plus the kind's own."""
-        record = {
-            "kind": self.kind, "id": resource.id, "name": resource.name, "status": resource.status,
-            "project_id": project_id, "user_id": user_id, "created_at": resource.created_at,
-            "metadata": dict(metadata or {}),
-        }
-        record.update(extra)
-        return record
+    def record(self, resource, project_id, user_id, metadata, **details) -> ResourceRecord:
+        """The fields every kind's record has, plus the kind's own (``details``)."""
+        return ResourceRecord(self.kind, resource.id, resource.name, resource.status, project_id, user_id,
+                              resource.created_at, metadata or {}, details)
 
     def apply(self, resource_id: str, values: dict, remove: tuple) -> None:
         """Set ``values`` and remove ``remove`` (an ``effective_change``); keys not named are never touched."""
@@ -169,14 +165,14 @@ class Presence:
         self._seen: dict = {}
         self._lock = threading.Lock()
 
-    def gone(self, record: dict) -> bool:
-        project = record.get("project_id")
+    def gone(self, record: ResourceRecord) -> bool:
+        project = record.project_id
         with self._lock:
             listed_at, ids = self._seen.get(project, (None, set()))
             if listed_at is None or time.monotonic() - listed_at >= self.interval:
                 ids = self.adapter.ids(project)
                 self._seen[project] = (time.monotonic(), ids)
-        return record["id"] not in ids
+        return record.id not in ids
 
 
 class Servers(MetadataAdapter):
@@ -192,19 +188,19 @@ class Servers(MetadataAdapter):
             locked=bool(resource.is_locked), locked_reason=resource.locked_reason,
         )
 
-    def lock(self, record: dict, expires: str) -> None:
+    def lock(self, record: ResourceRecord, expires: str) -> None:
         """Lock a stopped or shelved server so that its owner cannot start it again without an extension."""
-        self.conn.compute.lock_server(record["id"], locked_reason="%s %s; extend the lease to unlock it" % (
+        self.conn.compute.lock_server(record.id, locked_reason="%s %s; extend the lease to unlock it" % (
             LOCK_REASON_PREFIX, expires))
 
-    def locked_by_reaper(self, record: dict) -> bool:
+    def locked_by_reaper(self, record: ResourceRecord) -> bool:
         return bool(record.get("locked")) and str(record.get("locked_reason") or "").startswith(LOCK_REASON_PREFIX)
 
-    def unlock(self, record: dict) -> None:
-        self.conn.compute.unlock_server(record["id"])
+    def unlock(self, record: ResourceRecord) -> None:
+        self.conn.compute.unlock_server(record.id)
 
     def remove(self, record, verb, timeout, gone):
-        compute, server_id = self.conn.compute, record["id"]
+        compute, server_id = self.conn.compute, record.id
         if verb == "delete":
             compute.delete_server(server_id)
             wait_for(lambda: gone(record), timeout, "deleting server %s" % server_id)
@@ -253,7 +249,7 @@ class Images(Adapter):
     def in_use_now(self, record):
         # every project's servers, any state (a shelved server still needs its image back)
         users = []
-        for server in self.conn.compute.servers(details=False, all_projects=True, image=record["id"]):
+        for server in self.conn.compute.servers(details=False, all_projects=True, image=record.id):
             users.append(server.id)
             if len(users) == 3:
                 break
@@ -262,9 +258,9 @@ class Images(Adapter):
     def remove(self, record, verb, timeout, gone):
         # Glance deletes and deactivates synchronously
         if verb == "deactivate":
-            self.conn.image.deactivate_image(record["id"])
+            self.conn.image.deactivate_image(record.id)
         else:
-            self.conn.image.delete_image(record["id"], ignore_missing=False)
+            self.conn.image.delete_image(record.id, ignore_missing=False)
         return PAST[verb]
 
     def apply(self, resource_id, values, remove):
@@ -291,7 +287,7 @@ class Volumes(MetadataAdapter):
                            attached_to=[attachment.get("server_id") for attachment in resource.attachments or []])
 
     def remove(self, record, verb, timeout, gone):
-        storage, volume_id = self.conn.block_storage, record["id"]
+        storage, volume_id = self.conn.block_storage, record.id
         if record.get("attached_to"):
             # servers deleted in this run detach their volumes asynchronously
             wait_for(lambda: status_of(lambda: storage.get_volume(volume_id)) not in self.SETTLING, timeout,
@@ -311,8 +307,8 @@ class Snapshots(MetadataAdapter):
                            volume_id=resource.volume_id)
 
     def remove(self, record, verb, timeout, gone):
-        self.conn.block_storage.delete_snapshot(record["id"], ignore_missing=False)
-        wait_for(lambda: gone(record), timeout, "deleting snapshot %s" % record["id"])
+        self.conn.block_storage.delete_snapshot(record.id, ignore_missing=False)
+        wait_for(lambda: gone(record), timeout, "deleting snapshot %s" % record.id)
         return PAST[verb]
 
 

@@ -19,7 +19,7 @@ Promises kept here, and unit-tested:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .keys import MAX_DAYS, LeaseRecord, Notice
@@ -145,8 +145,24 @@ def classify(
     created: datetime | None = None,
     exempt_reason: str | None = None,
     in_use_reason: str | None = None,
+    already_done: str | None = None,
+    frozen_note: str | None = None,
 ) -> Decision:
-    """Decide what a resource's lease means now. ``now`` may be a future ``as_of``."""
+    """Decide what a resource's lease means now. ``now`` may be a future ``as_of``.
+
+    The resource's circumstances are part of the one decision: ``already_done`` says what its removal
+    would do is done (a stopped server that would be stopped: "stopped"), so it is left as it is;
+    ``frozen_note`` says why its service takes no metadata now (a shelved server), so no lease is
+    written and no notice sent (it could not be recorded).
+    """
+    decision = _classify(policy, lease, now, created, exempt_reason, in_use_reason, already_done)
+    if frozen_note and decision.action in (WRITE_LEASE, NOTIFY):
+        return replace(decision, action=NONE, reason="%s; lease left as it is: %s" % (decision.reason, frozen_note))
+    return decision
+
+
+def _classify(policy: Policy, lease: LeaseRecord, now: datetime, created: datetime | None, exempt_reason: str | None,
+              in_use_reason: str | None, already_done: str | None) -> Decision:
     if exempt_reason:
         return Decision(EXEMPT, NONE, exempt_reason, lease.expires)
     if lease.problems:
@@ -186,8 +202,10 @@ def classify(
                         % (_day(expires), _day(notice.sent), _day(notice.sent + policy.grace)), expires)
     if in_use_reason:
         return Decision(IN_USE, NONE, "expired %s but %s" % (_day(expires), in_use_reason), expires)
-    return Decision(EXPIRED, REMOVE, "expired %s; owner notified %s (%d-day notice)"
-                    % (_day(expires), _day(notice.sent), notice.milestone_days), expires)
+    reason = "expired %s; owner notified %s (%d-day notice)" % (_day(expires), _day(notice.sent), notice.milestone_days)
+    if already_done:
+        return Decision(EXPIRED, NONE, "%s; already %s" % (reason, already_done), expires)
+    return Decision(EXPIRED, REMOVE, reason, expires)
 
 
 @dataclass(frozen=True)

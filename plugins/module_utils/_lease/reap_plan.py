@@ -2,13 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Planning a reap (pure): what is still in use, the safety cap, one digest entry per owner (the reaper acts on it).
-
-Kinds are decided and removed in dependency order: servers first (nothing of
-ours depends on them going), then volume snapshots, then volumes (attached to
-servers, parents of snapshots), then images (booted by servers). A resource
-whose users all go in the same run may go too; otherwise it is ``in_use``.
-"""
+"""Planning a reap (pure): the safety cap, one digest entry per owner (what is in use: ``in_use``)."""
 
 from __future__ import annotations
 
@@ -16,27 +10,6 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .kind_table import kind_rank
-
-
-@dataclass(frozen=True, order=True)
-class Key:
-    kind: str
-    id: str
-
-    def __str__(self) -> str:
-        return "%s %s" % (self.kind, self.id)
-
-
-def in_use_reason(users: set[Key] | frozenset[Key], removing: set[Key]) -> str | None:
-    """Why a resource must stay: users that are not removed in this run, or None."""
-    staying = sorted(users - removing)
-    if not staying:
-        return None
-    kinds: dict[str, int] = {}
-    for user in staying:
-        kinds[user.kind] = kinds.get(user.kind, 0) + 1
-    listed = ", ".join("%d %s%s" % (count, kind, "" if count == 1 else "s") for kind, count in sorted(kinds.items()))
-    return "still used by %s (%s)" % (listed, ", ".join(user.id for user in staying[:3]) + (", ..." if len(staying) > 3 else ""))
 
 
 def check_cap(to_remove: int, scanned: int, max_count: int | None, max_percent: float | None) -> str | None:

@@ -21,11 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .._errors import describe_sdk_error
 from .audit import AuditLog
-from .decide import Outcome, identity
+from .decide import Outcome
+from .in_use import blocking_user
 from .keys import LeaseKeys, format_time
 from .kinds import Presence
 from .kind_table import KIND_ORDER
-from .reap_plan import Key
+from .record import Key, ResourceRecord
 
 REMOVED = "removed"
 FAILED = "failed"
@@ -45,20 +46,20 @@ class Reaper:
         self.timeout = timeout
 
     def _fields(self, outcome: Outcome) -> dict:
-        return {**identity(outcome.record), "owner": outcome.owner.email, "action": outcome.verb,
+        return {**outcome.record.identity(), "owner": outcome.owner.email, "action": outcome.verb,
                 "expires": format_time(outcome.decision.expires) if outcome.decision.expires else None,
                 "reason": outcome.decision.reason}
 
     def preview(self, outcomes: list[Outcome]) -> list[dict]:
         """Check mode: what would be removed, in the order it would be."""
-        ordered = sorted(outcomes, key=lambda o: KIND_ORDER.index(o.record["kind"]))
+        ordered = sorted(outcomes, key=lambda o: KIND_ORDER.index(o.record.kind))
         return [self.audit.write("remove", outcome=WOULD, **self._fields(o)) for o in ordered]
 
     def run(self, outcomes: list[Outcome]) -> list[dict]:
         results: list[dict] = []
         not_removed: set[Key] = set()
         for kind in KIND_ORDER:
-            batch = [o for o in outcomes if o.record["kind"] == kind]
+            batch = [o for o in outcomes if o.record.kind == kind]
             if not batch:
                 continue
             blocked = frozenset(not_removed)  # only earlier kinds block; fixed while the batch runs
@@ -82,22 +83,22 @@ class Reaper:
     def _relist(adapter, batch: list[Outcome]) -> dict:
         """The batch's resources as they are now: one listing per project, not one read each."""
         current = {}
-        for project_id in sorted({o.record.get("project_id") or "" for o in batch}):
+        for project_id in sorted({o.record.project_id or "" for o in batch}):
             for record in adapter.records(True, project_id or None):
-                current[record["id"]] = record
+                current[record["id"]] = ResourceRecord.of(record)
         return current
 
     def _remove(self, outcome: Outcome, not_removed: frozenset[Key], current: dict, presence: Presence) -> dict:
         fields = self._fields(outcome)
-        blocking = sorted(outcome.users & not_removed)
+        blocking = blocking_user(outcome.users, not_removed)
         if blocking:
-            return self.audit.write("remove", outcome=SKIPPED, error="%s was not removed" % blocking[0], **fields)
-        adapter = self.adapters[outcome.record["kind"]]
-        now = current.get(outcome.record["id"])
+            return self.audit.write("remove", outcome=SKIPPED, error="%s was not removed" % blocking, **fields)
+        adapter = self.adapters[outcome.record.kind]
+        now = current.get(outcome.record.id)
         if now is None:
             return self.audit.write("remove", outcome=GONE, error="already gone", **fields)
         # the seal is the lease: another seal means an operator, the portal or a request changed it since the scan
-        if (now.get("metadata") or {}).get(self.keys.seal) != outcome.seal_after:
+        if now.metadata.get(self.keys.seal) != outcome.seal_after:
             return self.audit.write("remove", outcome=SKIPPED, error="lease changed since the scan", **fields)
         try:
             users = adapter.in_use_now(now)
@@ -115,7 +116,7 @@ class Reaper:
             return self.audit.write("remove", outcome=FAILED, error=describe_sdk_error(error),
                                     seconds=round(time.monotonic() - started, 2), **fields)
         # every server verb but delete keeps the server: lock it (lock_servers)
-        if self.lock_servers and outcome.record["kind"] == "server" and outcome.verb != "delete":
+        if self.lock_servers and outcome.record.kind == "server" and outcome.verb != "delete":
             try:
                 adapter.lock(now, fields["expires"])
             except Exception as error:  # pylint: disable=broad-except

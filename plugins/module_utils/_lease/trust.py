@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Mapping
 
 from .keys import LeaseKeys, LeaseRecord, format_time, lease_metadata, shorten
 from .policy import Policy
@@ -105,7 +106,7 @@ def trust_lease(context: SealContext, kind: str, resource_id: str, metadata: dic
                 created: datetime | None) -> TrustedLease:
     """The lease to believe for one resource. Total: any metadata gives a TrustedLease."""
     keys, policy, now = context.keys, context.policy, context.now
-    metadata = metadata if isinstance(metadata, dict) else {}
+    metadata = metadata if isinstance(metadata, Mapping) else {}
     request = dict(extend_request_days=stored.extend_request_days, has_extend_request=stored.has_extend_request)
     check = open_seal(context.keyring, keys.prefix, kind, resource_id, stored.seal)
     if check.valid:

@@ -37,10 +37,10 @@ def owner_entry() -> dict:
     return {"owner": "ann@example.org", "milestone_days": 7, "resources": [
         {"kind": "server", "id": "7c3e-id", "name": EVIL, "project": "alpha", "region": "RegionOne",
          "expires": "2026-11-28T12:00:00Z", "days_left": 7, "milestone_days": 7, "host": "lab",
-         "extend_command": "openstack server set --property lease_extend=DAYS 7c3e-id"},
+         "extend_command": "openstack server set --property lease_extend=30 7c3e-id"},
         {"kind": "snapshot", "id": "9f00-id", "name": "", "project": "beta", "region": "RegionTwo",
          "expires": "2026-11-22T00:00:00Z", "days_left": 1, "milestone_days": 1, "host": "lab",
-         "extend_command": "openstack volume snapshot set --property lease_extend=DAYS 9f00-id"},
+         "extend_command": "openstack volume snapshot set --property lease_extend=30 9f00-id"},
     ]}
 
 

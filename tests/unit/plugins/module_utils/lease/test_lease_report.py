@@ -14,7 +14,7 @@ NOW = "2026-11-21T12:00:00Z"
 def resource(kind, name, days_left, milestone, project="alpha", region="RegionOne"):
     return {"kind": kind, "id": name + "-id", "name": name, "project": project, "region": region,
             "expires": "2026-12-01T00:00:00Z", "days_left": days_left, "milestone_days": milestone,
-            "extend_command": "openstack %s set --property lease_extend=DAYS %s-id" % (kind, name)}
+            "extend_command": "openstack %s set --property lease_extend=30 %s-id" % (kind, name)}
 
 
 def decision(kind, name, status, expires=None, project="alpha", owner="ann@example.org"):

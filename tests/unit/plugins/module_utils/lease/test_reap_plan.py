@@ -6,13 +6,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table import KIND_ORDER, kind_rank
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap_plan import (
-    DigestItem,
-    Key,
-    check_cap,
-    in_use_reason,
-    owner_digest,
-)
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.in_use import in_use_reason
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.reap_plan import DigestItem, check_cap, owner_digest
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.record import Key
 
 
 def test_dependency_order():

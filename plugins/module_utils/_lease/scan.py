@@ -1,0 +1,72 @@
+# Copyright: osops.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Stage 1 of a lease run, scan: the records of the chosen kinds and projects, named, and their users elsewhere.
+
+Entry: ``scan()``. Reads the cloud through the adapters (one paginated listing per kind
+and project) and Keystone (cached names); returns a ``Scan``. Records are built by the
+adapters and get their project and user names in one step, ``named()``; nothing changes
+them afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from .kind_table import KIND_ORDER, USES
+from .record import ResourceRecord
+
+
+@dataclass(frozen=True)
+class ScanScope:
+    kinds: tuple[str, ...] = KIND_ORDER
+    projects: tuple[str, ...] = ()   # names or ids; empty: every project
+    all_projects: bool = True
+    with_users: bool = True          # list users outside the scan (needed to write leases or reap)
+
+    @property
+    def whole_cloud(self) -> bool:
+        return not self.projects and self.all_projects
+
+
+@dataclass(frozen=True)
+class Scan:
+    records: list[ResourceRecord]
+    # resources outside the scan (another kind, another project) that may use the scanned ones: in use means in use
+    # anywhere; they are never decided
+    elsewhere: list[ResourceRecord]
+
+
+def scan(adapter_of: Callable[[str], object], directory, scope: ScanScope) -> Scan:
+    """Every resource of the scope's kinds and projects (in removal order), named; and the users elsewhere."""
+    project_ids = directory.project_ids(list(scope.projects)) if scope.projects else [None]
+    records: list[ResourceRecord] = []
+    for kind in KIND_ORDER:
+        if kind in scope.kinds:
+            for project_id in project_ids:
+                records.extend(adapter_of(kind).records(scope.all_projects, project_id))
+    elsewhere = users_elsewhere(adapter_of, scope) if scope.with_users else []
+    return Scan(named(records, directory), elsewhere)
+
+
+def named(records: list[ResourceRecord], directory) -> list[ResourceRecord]:
+    """The one enrichment step: each record with its project's and user's names (None where unknown)."""
+    enriched = []
+    for record in records:
+        project = directory.project(record.project_id) if record.project_id else None
+        user = directory.user(record.user_id) if record.user_id else None
+        enriched.append(replace(record, project_name=project.name if project else None,
+                                user_name=user.name if user else None))
+    return enriched
+
+
+def users_elsewhere(adapter_of: Callable[[str], object], scope: ScanScope) -> list[ResourceRecord]:
+    """Every kind that may use a scanned kind, across the whole cloud, unless the scan listed it in full already."""
+    needed = {user for kind in scope.kinds for user in USES.get(kind, ())}
+    records: list[ResourceRecord] = []
+    for kind in KIND_ORDER:
+        if kind in needed and not (scope.whole_cloud and kind in scope.kinds):
+            records.extend(adapter_of(kind).records(True, None))
+    return records
