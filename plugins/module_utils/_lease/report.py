@@ -31,8 +31,9 @@ def usable(results: Mapping[str, Mapping | None]) -> tuple[list[tuple[str, Mappi
     good, bad = [], []
     for host in sorted(results):
         result = results[host]
-        # a full lease_reap result, or the scan summary a sliced AWX scan job passes on (lease_scan playbook)
-        if isinstance(result, Mapping) and ("decisions" in result or "digest" in result):
+        # a full lease_reap result, or the scan summary a sliced AWX scan job passes on (run_result.scan_summary):
+        # every key read here is in both
+        if isinstance(result, Mapping) and "digest" in result:
             good.append((host, result))
         else:
             reason = (result or {}).get("msg") if isinstance(result, Mapping) else None
@@ -234,10 +235,7 @@ def _scan_counts(scans: Mapping[str, Mapping | None]) -> dict | None:
     by_status: Counter = Counter()
     by_seal: Counter = Counter()
     for _host, result in good:
-        if "decisions" in result:
-            by_status.update(decision.get("status") or "unknown" for decision in result["decisions"])
-        else:
-            by_status.update((result.get("counts") or {}).get("by_status") or {})
+        by_status.update((result.get("counts") or {}).get("by_status") or {})
         by_seal.update((result.get("counts") or {}).get("by_seal") or {})
     return {"by_status": _ordered(by_status), "by_seal": dict(sorted(by_seal.items())),
             "notices_due": sum(len(e.get("resources") or []) for _h, r in good for e in r.get("digest") or [])}

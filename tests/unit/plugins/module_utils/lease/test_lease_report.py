@@ -23,9 +23,12 @@ def decision(kind, name, status, expires=None, project="alpha", owner="ann@examp
 
 
 def scan(digest=(), decisions=(), removed=(), unowned=(), region="RegionOne"):
+    by_status: dict = {}
+    for entry in decisions:  # as lease_reap counts its decisions
+        by_status[entry["status"]] = by_status.get(entry["status"], 0) + 1
     return {"region": region, "now": NOW, "digest": list(digest), "decisions": list(decisions),
             "removed": list(removed), "unowned": list(unowned), "requests": [], "lease_writes": [],
-            "counts": {}, "stats": {"scanned": len(decisions)}}
+            "counts": {"by_status": by_status}, "stats": {"scanned": len(decisions)}}
 
 
 def test_one_mail_per_owner_across_clouds_soonest_first():
@@ -164,3 +167,18 @@ def test_a_failed_unlock_is_a_failure_the_operators_see():
                                     {"kind": "server", "id": "s2", "name": "db", "outcome": "unlocked"}])
     failures = build_report({"lab": result}, NOW)["failures"]
     assert [(f["what"], f["id"], f["reason"]) for f in failures] == [("unlock", "s1", "403")]
+
+
+def test_the_summary_a_scan_hands_on_is_read_like_the_full_result():
+    """One shape: the report reads from a sliced scan's summary exactly what it reads from the full result."""
+    from ansible_collections.osops.lifecycle.plugins.module_utils._lease.run_result import scan_summary
+
+    full = dict(scan(decisions=[decision("server", "s1", "expiring", "2026-11-25T00:00:00Z"),
+                                decision("volume", "v1", "invalid")],
+                     digest=[{"owner": "ann@example.org", "milestone_days": 7,
+                              "resources": [resource("server", "s1", 4, 7)]}]), tampered=[], run_id="r1")
+    summary = scan_summary(full)
+    assert "decisions" not in summary and summary["run_id"] == "r1"
+    after = {"lab": scan()}
+    assert build_report(after, NOW, scans={"lab": summary}) == build_report(after, NOW, scans={"lab": full})
+    assert owner_digest({"lab": summary}) == owner_digest({"lab": full})
