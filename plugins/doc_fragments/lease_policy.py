@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The lease policy options of the lease modules (module_utils/_lease/options.py).
+    # The lease policy options of both lease modules (POLICY_ARGUMENT_SPEC in module_utils/_lease/options.py).
     DOCUMENTATION = r"""
 options:
   key_prefix:
@@ -61,48 +61,6 @@ options:
     description: How many times an owner may extend a lease.
     type: int
     default: 3
-  exempt_users:
-    description: Users (ids or names) whose resources are never touched.
-    type: list
-    elements: str
-    default: []
-  exempt_projects:
-    description: Projects (ids or names) whose resources are never touched.
-    type: list
-    elements: str
-    default: []
-  exempt_ids:
-    description: Resource ids that are never touched.
-    type: list
-    elements: str
-    default: []
-  exempt_names:
-    description: Shell-style globs of resource names that are never touched (case-sensitive).
-    type: list
-    elements: str
-    default: []
-  exempt_metadata:
-    description:
-      - Metadata key/value pairs that exempt a resource; the value must be equal, or V(*) matches any value.
-      - Owners can write metadata, so they can exempt their own resources this way; see
-        O(osops.lifecycle.lease_reap#module:sealed_exemptions_only).
-    type: dict
-    default: {}
-  exempt_cidrs:
-    description: Servers with an address in one of these networks are never touched (needs netaddr).
-    type: list
-    elements: str
-    default: []
-  exempt_jmespath:
-    description: A JMESPath expression over the resource record; a true result exempts it (needs jmespath).
-    type: str
-  exempt_image_visibilities:
-    description:
-      - Image visibilities that are exempt. Image owners can make their images V(community) or V(shared)
-        themselves; only V(public) needs an admin under Glance's default policy.
-    type: list
-    elements: str
-    default: [public, community]
   as_of:
     description:
       - Evaluate the policy at this future time (ISO 8601) instead of now, without changing anything.

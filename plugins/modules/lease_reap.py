@@ -42,23 +42,6 @@ description:
     project's contact address (O(owner_project_attribute)), else O(owner_fallback). A resource none of them
     reaches is reported in RV(unowned) and is never removed.
 options:
-  kinds:
-    description: Resource kinds to scan.
-    type: list
-    elements: str
-    choices: [server, snapshot, volume, image]
-    default: [server, snapshot, volume, image]
-  projects:
-    description:
-      - Scan only these projects (ids or names). Empty means every project the credentials can see
-        (all of them for an admin with O(all_projects)).
-    type: list
-    elements: str
-    default: []
-  all_projects:
-    description: List resources of all projects (needs admin). Without it only the authenticated project's are seen.
-    type: bool
-    default: true
   reap:
     description: Remove expired resources (otherwise only scan, decide and write leases).
     type: bool
@@ -127,17 +110,10 @@ options:
       - File (on the host the module runs on) to append one JSON line per lease write and per removal
         (before and after it). The same records are returned in RV(audit). Not written in check mode.
     type: path
-  sealed_exemptions_only:
-    description:
-      - Honour only exemptions an owner cannot make themselves - O(exempt_users), O(exempt_projects),
-        O(exempt_ids), V(public) in O(exempt_image_visibilities), and exemptions an operator sealed with
-        M(osops.lifecycle.resource_lease) (O(osops.lifecycle.resource_lease#module:exempt)).
-      - Without it, owners can exempt their own resources by writing a name, metadata, address, image
-        visibility or C(protected) flag that an exemption rule matches (see the threat model in C(docs/leases.md)).
-    type: bool
-    default: false
 extends_documentation_fragment:
   - osops.lifecycle.lease_policy
+  - osops.lifecycle.lease_exemptions
+  - osops.lifecycle.lease_scope
   - openstack.cloud.openstack
   - ansible.builtin.action_common_attributes
 attributes:
@@ -187,26 +163,37 @@ decisions:
   type: list
   elements: dict
   contains:
-    kind:
-      description: "server, snapshot, volume or image."
+    # what names a resource in every entry below (merged there with <<)
+    <<: &rv_identity
+      kind: &rv_kind
+        description: "server, snapshot, volume or image."
+        type: str
+      id: &rv_id
+        description: "Resource id."
+        type: str
+      name: &rv_name
+        description: "Resource name."
+        type: str
+      project_id:
+        description: "Owning project."
+        type: str
+      project_name:
+        description: "Its name (if it could be read)."
+        type: str
+    user_id:
+      description: "The user who made the resource (Nova's or Cinder's C(user_id); none for images)."
       type: str
-    id:
-      description: "Resource id."
-      type: str
-    name:
-      description: "Resource name."
-      type: str
-    project_id:
-      description: "Owning project."
-      type: str
-    project_name:
-      description: "Its name (if it could be read)."
+    user_name:
+      description: "That user's name (if it could be read)."
       type: str
     owner:
       description: "Address the owner is told at; null if nobody could be found."
       type: str
     owner_source:
       description: "Where the address came from (lease owner override, user, project contact, fallback address)."
+      type: str
+    owner_note:
+      description: "Why the owner lookup went past the user (user not found, no e-mail, disabled, ...), or null."
       type: str
     status:
       description: "active, expiring, expired, exempt, enrolled, invalid or in_use."
@@ -229,8 +216,14 @@ decisions:
     milestone_days:
       description: "With action notify - the milestone whose notice is due."
       type: int
+    lease_problems:
+      description: "Lease keys that could not be read, each with the problem (empty if none)."
+      type: dict
     request:
       description: "An extension request handled this run (requested, granted, reason, expires)."
+      type: dict
+    writes:
+      description: "The lease keys this run writes (C(set)) and removes (C(remove)) on the resource, or null."
       type: dict
     region:
       description: "Region of the connection."
@@ -258,60 +251,207 @@ digest:
       description: "The most urgent milestone among the resources."
       type: int
     resources:
-      description: "kind, id, name, project, region, expires, days_left, milestone_days of each resource."
+      description: "The owner's resources, the soonest to expire first."
       type: list
+      elements: dict
+      contains:
+        kind: *rv_kind
+        id: *rv_id
+        name: *rv_name
+        project:
+          description: "Project name (or id)."
+          type: str
+        region:
+          description: "Region of the connection."
+          type: str
+        expires:
+          description: "The expiry (ISO 8601 UTC)."
+          type: str
+        days_left:
+          description: "Whole days to expiry."
+          type: int
+        milestone_days:
+          description: "The milestone whose notice is due."
+          type: int
+        extend_command:
+          description: "The C(openstack) command with which the owner asks for an extension (C(<prefix>extend))."
+          type: str
 counts:
-  description: C(scanned), counts C(by_status), C(by_kind) and C(by_seal) (sealed, adopted, new, tampered), and C(tampered).
+  description: Counts of this run's decisions.
   returned: always
   type: dict
+  contains:
+    scanned:
+      description: "Resources scanned."
+      type: int
+    by_status:
+      description: "Status -> count."
+      type: dict
+    by_kind:
+      description: "Kind -> status -> count."
+      type: dict
+    by_seal:
+      description: "Seal (sealed, adopted, new, tampered) -> count."
+      type: dict
+    tampered:
+      description: "Resources whose lease someone else changed."
+      type: int
 requests:
   description: Owners' extension requests handled (or, in check mode, that would be).
   returned: always
   type: list
   elements: dict
+  contains:
+    kind: *rv_kind
+    id: *rv_id
+    name: *rv_name
+    owner:
+      description: "The owner's address."
+      type: str
+    requested:
+      description: "Days asked for."
+      type: raw
+    granted:
+      description: "Whether the extension was granted."
+      type: bool
+    reason:
+      description: "Why granted or refused, in words."
+      type: str
+    expires:
+      description: "The expiry after the request (ISO 8601 UTC)."
+      type: str
 tampered:
   description:
-    - Resources whose lease someone other than the collection changed - each with C(changes) (C(key), the value
-      C(found), the C(sealed) one), a C(note) and the C(reason) of the decision. Their sealed values are written
+    - Resources whose lease someone other than the collection changed. Their sealed values are written
       back (O(write_leases)); tampering never buys time and never makes anything removable earlier.
   returned: always
   type: list
   elements: dict
+  contains:
+    <<: *rv_identity
+    owner:
+      description: "The owner's address."
+      type: str
+    changes:
+      description: "Each changed key - C(key), the value C(found), the C(sealed) one."
+      type: list
+      elements: dict
+    note:
+      description: "What the seal check found, in words (a removed or forged seal), or null."
+      type: str
+    reason:
+      description: "The reason of the decision."
+      type: str
 unowned:
-  description: Decisions that needed an owner and found none (never notified, never removed).
+  description: Decisions that needed an owner and found none (never notified, never removed); the same keys as RV(decisions).
   returned: always
   type: list
   elements: dict
 lease_writes:
-  description: Lease keys written (C(outcome) written, failed or would_write).
+  description: Lease keys written (audit records with C(event) C(lease)).
   returned: always
   type: list
   elements: dict
+  contains: &audit_record
+    time:
+      description: "When (ISO 8601 UTC)."
+      type: str
+    run_id:
+      description: "Id of this run."
+      type: str
+    event:
+      description: "What the record is about."
+      type: str
+    check_mode:
+      description: "Whether it was only a check (nothing changed)."
+      type: bool
+    <<: *rv_identity
+    owner:
+      description: "The owner's address (removals)."
+      type: str
+    status:
+      description: "The decision's status (lease writes)."
+      type: str
+    seal:
+      description: "The seal as found (lease writes)."
+      type: str
+    tampered:
+      description: "Tampered keys restored (lease writes)."
+      type: list
+      elements: str
+    set:
+      description: "Lease keys written, with their values (lease writes)."
+      type: dict
+    remove:
+      description: "Lease keys removed (lease writes)."
+      type: list
+      elements: str
+    action:
+      description: "delete, shelve, stop or deactivate (removals)."
+      type: str
+    expires:
+      description: "The expiry that ran out (removals)."
+      type: str
+    reason:
+      description: "Why (removals)."
+      type: str
+    outcome:
+      description:
+        - "Lease writes: written, failed or would_write. Removals: removed, failed, skipped, gone or would_remove.
+          Unlocks: unlocked, failed or would_unlock."
+      type: str
+    done:
+      description: "What was done (C(deleted), C(stopped), C(shelved and locked), ...; removals)."
+      type: str
+    error:
+      description: "Why it failed (outcome failed)."
+      type: str
+    seconds:
+      description: "How long the removal took."
+      type: float
 removed:
   description:
-    - One record per removal with its C(outcome) - removed, failed (with C(error)), skipped, gone or would_remove.
+    - One record per removal (audit records with C(event) C(remove)) with its C(outcome) - removed, failed (with
+      C(error)), skipped, gone or would_remove.
     - C(done) says what was done (C(deleted), C(stopped), C(shelved and locked), ...).
   returned: always
   type: list
   elements: dict
+  contains: *audit_record
 unlocked:
-  description: Servers the reaper had locked (O(lock_servers)) whose lease runs again, with C(outcome) unlocked, failed or would_unlock.
+  description:
+    - Servers the reaper had locked (O(lock_servers)) whose lease runs again, with C(outcome) unlocked, failed or
+      would_unlock (audit records).
   returned: always
   type: list
   elements: dict
+  contains: *audit_record
 cap:
   description: Why this run may not remove anything (the cap), or null.
   returned: always
   type: str
 audit:
-  description: Every audit record of this run (also appended to O(audit_log)).
+  description: Every audit record of this run (also appended to O(audit_log)), in the shape of RV(removed) and RV(lease_writes).
   returned: always
   type: list
   elements: dict
 stats:
-  description: C(scanned), C(api_calls), C(seconds), C(user_lookups).
+  description: What the run cost.
   returned: always
   type: dict
+  contains:
+    scanned:
+      description: "Resources scanned."
+      type: int
+    api_calls:
+      description: "Calls made to the cloud's APIs."
+      type: int
+    seconds:
+      description: "Run time."
+      type: float
+    user_lookups:
+      description: "Keystone user lookups (the owner lookup)."
+      type: int
 now:
   description: The time the policy was evaluated at (O(as_of) if given).
   returned: always
@@ -339,8 +479,8 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine impo
     CapExceeded, LeaseRun, RunSettings, SealKeyMismatch, diff_lines,
 )
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
-    POLICY_ARGUMENT_SPEC, OptionError, exemptions_from_params, keys_from_params, now_from_params, policy_from_params,
-    seals_from_params,
+    EXEMPTIONS_ARGUMENT_SPEC, POLICY_ARGUMENT_SPEC, SCOPE_ARGUMENT_SPEC, OptionError, exemptions_from_params,
+    keys_from_params, now_from_params, policy_from_params, seals_from_params,
 )
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table import KIND, KIND_ORDER
 
@@ -348,9 +488,8 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table 
 class LeaseReapModule(LifecycleModule):
     argument_spec = dict(
         POLICY_ARGUMENT_SPEC,
-        kinds=dict(type="list", elements="str", choices=list(KIND_ORDER), default=list(KIND_ORDER)),
-        projects=dict(type="list", elements="str", default=[]),
-        all_projects=dict(type="bool", default=True),
+        **EXEMPTIONS_ARGUMENT_SPEC,
+        **SCOPE_ARGUMENT_SPEC,
         reap=dict(type="bool", default=False),
         server_action=dict(type="str", choices=list(KIND["server"].verbs), default=KIND["server"].verbs[0]),
         lock_servers=dict(type="bool", default=False),
@@ -364,7 +503,6 @@ class LeaseReapModule(LifecycleModule):
         owner_fallback=dict(type="str"),
         owner_project_attribute=dict(type="str", default="contact_email"),
         audit_log=dict(type="path"),
-        sealed_exemptions_only=dict(type="bool", default=False),
     )
 
     def settings(self) -> RunSettings:
@@ -379,7 +517,7 @@ class LeaseReapModule(LifecycleModule):
         policy, keys = policy_from_params(p), keys_from_params(p)
         seals = seals_from_params(p, policy, keys, now)
         return RunSettings(
-            policy=policy, keys=keys, exemptions=exemptions_from_params(p, p["sealed_exemptions_only"]),
+            policy=policy, keys=keys, exemptions=exemptions_from_params(p),
             keyring=seals.keyring, enforced_from=seals.enforced_from,
             now=now, look_ahead=look_ahead, kinds=tuple(k for k in KIND_ORDER if k in p["kinds"]),
             projects=p["projects"], all_projects=p["all_projects"], reap=p["reap"],

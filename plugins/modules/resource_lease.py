@@ -168,6 +168,9 @@ resources:
     name:
       description: "Resource name."
       type: str
+    project_id:
+      description: "Owning project (once the resource was found)."
+      type: str
     outcome:
       description:
         - set, extended, refused, cleared, recorded, unchanged, skipped, missing, frozen or failed.
@@ -214,7 +217,8 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit impor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.edit import EditError, EditRequest
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.editor import LeaseEditor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
-    POLICY_ARGUMENT_SPEC, OptionError, keys_from_params, now_from_params, policy_from_params, seals_from_params,
+    POLICY_ARGUMENT_SPEC, SCOPE_ARGUMENT_SPEC, OptionError, keys_from_params, now_from_params, policy_from_params,
+    seals_from_params,
 )
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kind_table import KIND_ORDER
 
@@ -237,7 +241,7 @@ class ResourceLeaseModule(LifecycleModule):
         owner=dict(type="str"),
         milestone_days=dict(type="int"),
         missing=dict(type="str", choices=["fail", "ignore"], default="fail"),
-        all_projects=dict(type="bool", default=True),
+        all_projects=SCOPE_ARGUMENT_SPEC["all_projects"],
         audit_log=dict(type="path"),
     )
     module_kwargs = dict(

@@ -2,9 +2,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The lease policy options both lease modules take, and their meaning (one place).
+"""The option families of the lease modules, each declared once, and their meaning.
 
-Documented by the doc fragment ``osops.lifecycle.lease_policy``.
+- ``POLICY_ARGUMENT_SPEC``: the lease policy and its keys (both modules); doc fragment
+  ``osops.lifecycle.lease_policy``.
+- ``EXEMPTIONS_ARGUMENT_SPEC``: what is never touched (``lease_reap``); doc fragment
+  ``osops.lifecycle.lease_exemptions``.
+- ``SCOPE_ARGUMENT_SPEC``: which kinds and projects a run covers (``lease_reap``; ``resource_lease``
+  takes ``all_projects`` to look names up); doc fragment ``osops.lifecycle.lease_scope``.
+
+A unit test holds each family, its doc fragment, the defaults of ``Policy`` and ``Exemptions``
+and the lease role's argument specs together.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from datetime import datetime, timezone
 
 from .exempt import CompiledExemptions, Exemptions
 from .keys import DEFAULT_PREFIX, LeaseKeys, LeaseValueError, parse_time
+from .kind_table import KIND_ORDER
 from .policy import Policy
 from .seal import ENV_KEY_FILE, SealKeyError, load_keyring
 from .trust import SealContext
@@ -28,6 +37,10 @@ POLICY_ARGUMENT_SPEC = dict(
     grace_days=dict(type="float", default=1),
     max_lease_days=dict(type="float", default=90),
     max_extensions=dict(type="int", default=3),
+    as_of=dict(type="str"),
+)
+
+EXEMPTIONS_ARGUMENT_SPEC = dict(
     exempt_users=dict(type="list", elements="str", default=[]),
     exempt_projects=dict(type="list", elements="str", default=[]),
     exempt_ids=dict(type="list", elements="str", default=[]),
@@ -36,7 +49,13 @@ POLICY_ARGUMENT_SPEC = dict(
     exempt_cidrs=dict(type="list", elements="str", default=[]),
     exempt_jmespath=dict(type="str"),
     exempt_image_visibilities=dict(type="list", elements="str", default=["public", "community"]),
-    as_of=dict(type="str"),
+    sealed_exemptions_only=dict(type="bool", default=False),
+)
+
+SCOPE_ARGUMENT_SPEC = dict(
+    kinds=dict(type="list", elements="str", choices=list(KIND_ORDER), default=list(KIND_ORDER)),
+    projects=dict(type="list", elements="str", default=[]),
+    all_projects=dict(type="bool", default=True),
 )
 
 
@@ -82,7 +101,8 @@ def seals_from_params(params: dict, policy: Policy, keys: LeaseKeys, now: dateti
     return SealContext(keyring, keys, policy, now, enforced_from)
 
 
-def exemptions_from_params(params: dict, sealed_only: bool = False) -> CompiledExemptions:
+def exemptions_from_params(params: dict) -> CompiledExemptions:
+    """The exemption rules the options of ``EXEMPTIONS_ARGUMENT_SPEC`` make."""
     try:
         return CompiledExemptions(Exemptions(
             users=frozenset(params["exempt_users"]),
@@ -93,7 +113,7 @@ def exemptions_from_params(params: dict, sealed_only: bool = False) -> CompiledE
             cidrs=tuple(params["exempt_cidrs"]),
             jmespath=params["exempt_jmespath"],
             image_visibilities=frozenset(params["exempt_image_visibilities"]),
-        ), sealed_only=sealed_only)
+        ), sealed_only=params["sealed_exemptions_only"])
     except ValueError as error:
         raise OptionError("exemptions: %s" % error) from None
 

@@ -12,6 +12,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.osops.lifecycle.plugins.doc_fragments.lease_policy import ModuleDocFragment
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
+    EXEMPTIONS_ARGUMENT_SPEC,
     POLICY_ARGUMENT_SPEC,
     OptionError,
     exemptions_from_params,
@@ -24,7 +25,7 @@ NOW = datetime(2026, 11, 21, 6, 0, 30, 123456, tzinfo=timezone.utc)
 
 
 def params(**given):
-    result = ArgumentSpecValidator(POLICY_ARGUMENT_SPEC).validate(given)
+    result = ArgumentSpecValidator(dict(POLICY_ARGUMENT_SPEC, **EXEMPTIONS_ARGUMENT_SPEC)).validate(given)
     assert result.error_messages == []
     return result.validated_parameters
 
