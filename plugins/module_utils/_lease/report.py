@@ -32,8 +32,8 @@ def usable(results: Mapping[str, Mapping | None]) -> tuple[list[tuple[str, Mappi
     for host in sorted(results):
         result = results[host]
         # a full lease_reap result, or the scan summary a sliced AWX scan job passes on (run_result.scan_summary):
-        # every key read here is in both
-        if isinstance(result, Mapping) and "digest" in result:
+        # what is read from either is in both
+        if isinstance(result, Mapping) and ("decisions" in result or "digest" in result):
             good.append((host, result))
         else:
             reason = (result or {}).get("msg") if isinstance(result, Mapping) else None
