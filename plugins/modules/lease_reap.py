@@ -110,6 +110,12 @@ options:
       - File (on the host the module runs on) to append one JSON line per lease write and per removal
         (before and after it). The same records are returned in RV(audit). Not written in check mode.
     type: path
+  extend_command_days:
+    description:
+      - The number of days the extension command of each RV(digest) resource asks for
+        (C(openstack server set --property <prefix>extend=30 ...)). The lease role passes C(lease_mail_extend_days).
+    type: int
+    default: 30
 extends_documentation_fragment:
   - osops.lifecycle.lease_policy
   - osops.lifecycle.lease_exemptions
@@ -274,7 +280,7 @@ digest:
           description: "The milestone whose notice is due."
           type: int
         extend_command:
-          description: "The C(openstack) command with which the owner asks for an extension (C(<prefix>extend))."
+          description: "The C(openstack) command with which the owner asks for an extension of O(extend_command_days) days (C(<prefix>extend=N))."
           type: str
 counts:
   description: Counts of this run's decisions.
@@ -475,9 +481,11 @@ import math
 from ansible_collections.osops.lifecycle.plugins.module_utils._base import LifecycleModule
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit import AuditError
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.decide import ReapOptions
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keys import MAX_DAYS
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import (
-    CapExceeded, LeaseRun, RunSettings, SealKeyMismatch, diff_lines,
+    CapExceeded, LeaseRun, RunSettings, SealKeyMismatch,
 )
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.run_result import diff_lines
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
     EXEMPTIONS_ARGUMENT_SPEC, POLICY_ARGUMENT_SPEC, SCOPE_ARGUMENT_SPEC, OptionError, exemptions_from_params,
     keys_from_params, now_from_params, policy_from_params, seals_from_params,
@@ -503,12 +511,13 @@ class LeaseReapModule(LifecycleModule):
         owner_fallback=dict(type="str"),
         owner_project_attribute=dict(type="str", default="contact_email"),
         audit_log=dict(type="path"),
+        extend_command_days=dict(type="int", default=30),
     )
 
     def settings(self) -> RunSettings:
         p = self.params
         for name, low, high in (("max_remove", 0, None), ("max_remove_percent", 0, 100), ("workers", 1, 256),
-                                ("wait_timeout", 1, None)):
+                                ("wait_timeout", 1, None), ("extend_command_days", 1, MAX_DAYS)):
             value = p[name]
             if math.isnan(value) or value < low or (high is not None and value > high):
                 raise OptionError("%s must be %s, not %r" % (name, "from %s to %s" % (low, high) if high is not None
@@ -525,6 +534,7 @@ class LeaseReapModule(LifecycleModule):
             write_leases=p["write_leases"], max_remove=p["max_remove"], max_remove_percent=p["max_remove_percent"],
             workers=p["workers"], timeout=p["wait_timeout"], owner_fallback=p["owner_fallback"],
             contact_attribute=p["owner_project_attribute"], audit_path=p["audit_log"], check_mode=self.check_mode,
+            extend_days=p["extend_command_days"],
         )
 
     def run(self):

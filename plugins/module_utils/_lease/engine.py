@@ -27,7 +27,7 @@ from .kinds import adapter_for
 from .keystone import KeystoneDirectory
 from .policy import REMOVE, Policy
 from .reap_plan import check_cap
-from .run_result import RunFacts, build_result, diff_lines  # noqa: F401  (until lease_reap imports it from run_result)
+from .run_result import RunFacts, build_result
 from .scan import ScanScope, scan
 from .seal import Keyring
 from .trust import SealContext, wrong_key

@@ -9,7 +9,7 @@ from datetime import timedelta
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.decide import ReapOptions
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.engine import LeaseRun, RunSettings
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.exempt import CompiledExemptions, Exemptions
-from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keys import read_lease
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keys import lease_metadata, read_lease
 from ansible_collections.osops.lifecycle.tests.unit.plugins.module_utils.lease.memory_cloud import MemoryCloud
 from ansible_collections.osops.lifecycle.tests.unit.plugins.module_utils.lease.test_decide import (
     KEYRING, KEYS, NOW, POLICY, expired_and_told,
@@ -93,3 +93,12 @@ def test_a_shelved_server_takes_no_lease_and_the_run_stays_green():
     assert not [w for w in result["lease_writes"] if w["id"] == ids["fresh"]]
     assert not [w for w in result["lease_writes"] if w["outcome"] == "failed"]
     assert "Nova accepts no metadata" in [d for d in result["decisions"] if d["id"] == ids["fresh"]][0]["reason"]
+
+
+def test_the_digest_names_the_days_an_extension_asks_for():
+    cloud = MemoryCloud()
+    project = cloud.add_project("alpha")
+    ann = cloud.add_user("ann", "ann@example.org")
+    server = cloud.add_server("soon", project, ann, metadata=lease_metadata(KEYS, expires=NOW + timedelta(days=3)))
+    [entry] = run(cloud, extend_days=12)["digest"]
+    assert entry["resources"][0]["extend_command"] == "openstack server set --property lease_extend=12 %s" % server
