@@ -19,7 +19,7 @@ echo "== the estate (ann: s1 and v4 due for their 14-day notice, on two inventor
 python3 ../lease_cycle/cycle.py setup "$state"
 # the shared signing key, in a file only root reads (never on a command line)
 (umask 077; python3 -c 'import json, secrets; print(json.dumps({"portal_key": secrets.token_urlsafe(48)}))' > "$keyfile")
-python3 -c 'import json, sys; k = json.load(open(sys.argv[1]))["portal_key"]; print(json.dumps({"lease_portal_key": k}))' \
+python3 -c 'import json, sys; k = json.load(open(sys.argv[1]))["portal_key"]; print(json.dumps({"lease_mail_portal_key": k}))' \
     "$keyfile" > "$OUTPUT_DIR/lease-portal-key.json"
 chmod 600 "$OUTPUT_DIR/lease-portal-key.json"
 
@@ -35,7 +35,7 @@ python3 browser.py serve "$home/osops-lease-portal.service" "$home/portal.pid"
 
 echo "== the cycle mails links to the portal (no removal in this test)"
 ansible-playbook -i "$OUTPUT_DIR/inventory.yml" -e "@$OUTPUT_DIR/cycle-vars.yml" -e "@$OUTPUT_DIR/lease-portal-key.json" \
-    -e "lease_portal_url=$portal" -e lease_reap_remove=false osops.lifecycle.lease_cycle > "$OUTPUT_DIR/cycle.log"
+    -e "lease_mail_portal_url=$portal" -e lease_reap_remove=false osops.lifecycle.lease_cycle > "$OUTPUT_DIR/cycle.log"
 if grep -q "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["portal_key"])' "$keyfile")" \
         "$OUTPUT_DIR/cycle.log"; then
     echo "the signing key appeared in the cycle's output"; exit 1

@@ -30,7 +30,15 @@ def render(name: str, **context) -> str:
                              undefined=jinja2.StrictUndefined, trim_blocks=True)
     env.filters["bool"] = CoreFilters().filters()["bool"]  # the one Ansible filter the templates use
     env.filters["osops.lifecycle.lease_portal_link"] = lease_portal_link
-    return env.get_template(name).render(**dict(defaults, **context))
+    values = dict(defaults, **context)
+    return env.get_template(name).render(**dict(values, **mail_task_vars(values)))
+
+
+def mail_task_vars(values: dict) -> dict:
+    """The variables the role's mail task sets for the templates (each the value of another variable)."""
+    with open(os.path.join(ROLE, "tasks", "notify.yml")) as handle:
+        task = next(task for task in yaml.safe_load(handle) if task.get("name") == "Mail each owner")
+    return {name: values[reference.strip("{} ")] for name, reference in (task.get("vars") or {}).items()}
 
 
 def owner_entry() -> dict:
@@ -97,8 +105,8 @@ def test_report_page_shows_removals_failures_and_escapes():
 @pytest.mark.parametrize("template", ["expiry_mail.html.j2", "expiry_mail.txt.j2"])
 def test_with_a_portal_the_mail_links_to_exactly_its_resources_instead_of_commands(template):
     key = "s" * 40
-    body = render(template, item=owner_entry(), lease_policy={}, lease_portal_url="https://leases.example.org/",
-                  lease_portal_key=key)
+    body = render(template, item=owner_entry(), lease_policy={}, lease_mail_portal_url="https://leases.example.org/",
+                  lease_mail_portal_key=key)
     assert "openstack server set" not in body
     token = body.split("https://leases.example.org/l/", 1)[1].split('"')[0].split()[0]
     link = verify(key, token, int(time.time()))
