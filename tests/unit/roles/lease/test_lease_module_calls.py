@@ -119,19 +119,11 @@ def test_the_role_and_playbooks_call_both_lease_modules():
     assert {module for _path, _name, module, _options in CALLS} == set(MODULES)
 
 
-# until the role's policy tasks give the exemptions to lease_reap alone (issue 15): then these pass, and
-# xfail_strict makes them fail until this mark is removed
-GROUP_GIVES_EXEMPTIONS = pytest.mark.xfail(reason="issue 15: roles/lease/tasks/policy.yml passes the exempt_* keys of "
-                                                  "lease_policy to the whole group; resource_lease takes no exemptions")
-
-
 def call_id(call) -> str:
     return "%s: %s" % (call[0], call[1])
 
 
-@pytest.mark.parametrize("path, name, module, options", [
-    pytest.param(*call, id=call_id(call), marks=[GROUP_GIVES_EXEMPTIONS] if call[2].endswith("resource_lease") else [])
-    for call in CALLS])
+@pytest.mark.parametrize("path, name, module, options", CALLS, ids=[call_id(call) for call in CALLS])
 def test_every_call_gets_only_options_its_module_takes(path, name, module, options):
     assert sorted(set(options) - accepted(MODULES[module])) == []
 

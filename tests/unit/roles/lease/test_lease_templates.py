@@ -30,15 +30,7 @@ def render(name: str, **context) -> str:
                              undefined=jinja2.StrictUndefined, trim_blocks=True)
     env.filters["bool"] = CoreFilters().filters()["bool"]  # the one Ansible filter the templates use
     env.filters["osops.lifecycle.lease_portal_link"] = lease_portal_link
-    values = dict(defaults, **context)
-    return env.get_template(name).render(**dict(values, **mail_task_vars(values)))
-
-
-def mail_task_vars(values: dict) -> dict:
-    """The variables the role's mail task sets for the templates (each the value of another variable)."""
-    with open(os.path.join(ROLE, "tasks", "notify.yml")) as handle:
-        task = next(task for task in yaml.safe_load(handle) if task.get("name") == "Mail each owner")
-    return {name: values[reference.strip("{} ")] for name, reference in (task.get("vars") or {}).items()}
+    return env.get_template(name).render(**dict(defaults, **context))
 
 
 def owner_entry() -> dict:
