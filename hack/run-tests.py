@@ -128,6 +128,8 @@ SERVICES = (
             "localcloud_home": LOCALCLOUD_HOME,
             "localcloud_clouds_yaml": os.path.join(LOCALCLOUD_HOME, "clouds.yaml"),
             "localcloud_glance_images": os.path.join(LOCALCLOUD_HOME, "glance", "images"),
+            # the AMQP URL of the cloud's RabbitMQ (written by start): the services' notifications
+            "localcloud_notifications_url_file": os.path.join(LOCALCLOUD_HOME, "notifications.url"),
             # fault-injection tests stop one service (stop --service) and start it again
             "localcloud_bin": os.path.join(REPO, "hack", "localcloud"),
         },

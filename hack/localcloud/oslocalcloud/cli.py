@@ -914,6 +914,9 @@ def cmd_start(args):
         wait_for("mariadb", mariadb_answers, 90)
         setup_databases()
         wait_for("rabbitmq", lambda: common.tcp_open(PORTS["rabbitmq"]), 90)
+        # where the services' notifications can be read (event source plugin, its tests)
+        with open(common.NOTIFICATIONS_URL_FILE, "w") as f:
+            f.write(common.amqp_url() + "\n")
         ctx = {k: threading.Event()
                for k in ("identity", "placement", "failed")}
         jobs = [job_keystone, job_glance, job_placement, job_nova,

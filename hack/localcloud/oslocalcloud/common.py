@@ -21,6 +21,8 @@ STATE_FILE = os.path.join(HOME, "state.json")
 # imagecache_rollout and the tests
 COMPUTES_INVENTORY = os.path.join(HOME, "computes.yml")
 CLOUDS_YAML = os.path.join(HOME, "clouds.yaml")
+# the AMQP URL of the cloud's RabbitMQ, for readers of the services' notifications
+NOTIFICATIONS_URL_FILE = os.path.join(HOME, "notifications.url")
 TEMPLATES = os.path.join(HERE, "etc")
 
 _DEFAULT_PORTS = {
@@ -110,6 +112,11 @@ def db_url():
 
 def rabbit_url():
     return "rabbit://guest:guest@127.0.0.1:%d/" % PORTS["rabbitmq"]
+
+
+def amqp_url():
+    """The same broker as an AMQP URL (what aio-pika and other AMQP clients take)."""
+    return "amqp" + rabbit_url()[len("rabbit"):]
 
 
 def log(msg):

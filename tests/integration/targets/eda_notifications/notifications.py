@@ -1,0 +1,318 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The event source plugin against real services: what a rulebook would receive, and when.
+
+Rows (each prints PASS or FAIL and why):
+- own_queue: two plugins with their own queues both get Glance's image.activate for a new image, and the
+  services' shared notifications.info queue still gets it too (nothing is taken from other readers).
+- lifecycle_events: a server, a volume and a snapshot created as a project member give
+  compute.instance.create.end, volume.create.end and snapshot.create.end naming the resource.
+- malformed: garbage, a half envelope and a notification without event_type published on the exchange are
+  dropped with a warning; the plugin keeps running and delivers the next real notification.
+- event_filter: only the event types asked for reach the queue.
+- broker_restart: RabbitMQ is stopped and started again; the plugin reconnects with backoff and a new
+  image after the restart reaches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from types import SimpleNamespace
+
+import openstack
+
+
+def collection_root() -> str:
+    """The collection under test, wherever ansible-test put this target: the collections path, or above this file."""
+    for root in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
+        if root and os.path.isdir(os.path.join(root, "ansible_collections", "osops", "lifecycle")):
+            return os.path.join(root, "ansible_collections", "osops", "lifecycle")
+    return os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4))
+
+
+PLUGIN = os.path.join(collection_root(), "extensions", "eda", "plugins", "event_source", "openstack_notifications.py")
+spec = importlib.util.spec_from_file_location("openstack_notifications", PLUGIN)
+source = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(source)
+
+TAG = "eda-" + uuid.uuid4().hex[:6]
+
+
+class Listener:
+    """The plugin's main() in a thread of its own, as ansible-rulebook runs it; events kept with their arrival."""
+
+    def __init__(self, url: str, **args):
+        self.events: list[tuple[float, dict]] = []
+        self.args = dict(args, urls=[url], queue=args.get("queue", "%s-%s" % (TAG, uuid.uuid4().hex[:4])),
+                         reconnect_max=2)
+        self.loop = asyncio.new_event_loop()
+        self.task = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    async def put(self, event: dict) -> None:
+        self.events.append((time.monotonic(), event))
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.task = self.loop.create_task(source.main(self, self.args))
+        try:
+            self.loop.run_until_complete(self.task)
+        except asyncio.CancelledError:
+            pass
+
+    def wait(self, match, timeout: float = 60) -> tuple[float, dict] | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for arrived, event in list(self.events):
+                if match(event):
+                    return arrived, event
+            time.sleep(0.05)
+        return None
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(10)
+
+
+def about(event_type: str, resource_id: str):
+    return lambda event: event["event_type"] == event_type and (event["resource"] or {}).get("id") == resource_id
+
+
+def queue_messages(url: str, name: str) -> int | None:
+    """Messages waiting in a queue (passive declare: never creates it), None if it does not exist."""
+    import aio_pika
+
+    async def count():
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                return None
+            return queue.declaration_result.message_count
+
+    return asyncio.run(count())
+
+
+def publish(url: str, exchange: str, routing_key: str, body: bytes) -> None:
+    import aio_pika
+
+    async def send():
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            target = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=False)
+            await target.publish(aio_pika.Message(body=body), routing_key=routing_key)
+
+    asyncio.run(send())
+
+
+def new_image(conn, name: str):
+    return conn.image.create_image(name="%s-%s" % (TAG, name), disk_format="raw", container_format="bare",
+                                   visibility="private", data=os.urandom(4096))
+
+
+class Rows:
+    def __init__(self, config: dict):
+        self.config = config
+        with open(config["localcloud_notifications_url_file"]) as handle:
+            self.url = handle.read().strip()
+        os.environ["OS_CLIENT_CONFIG_FILE"] = config["localcloud_clouds_yaml"]
+        self.conn = openstack.connect(cloud="admin")
+        self.cleanup: list = []
+
+    def wait_connected(self, listener: Listener, timeout: float = 30) -> None:
+        """Until the listener's queue exists on the broker (it declares it once connected)."""
+        deadline = time.monotonic() + timeout
+        while queue_messages(self.url, listener.args["queue"]) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("the plugin did not connect within %ds" % timeout)
+            time.sleep(0.2)
+
+    def own_queue(self) -> str:
+        first, second = Listener(self.url), Listener(self.url)
+        try:
+            self.wait_connected(first)
+            self.wait_connected(second)
+            shared_before = queue_messages(self.url, "notifications.info")
+            image = new_image(self.conn, "own-queue")
+            self.cleanup.append(("image", image.id))
+            got = [listener.wait(about("image.activate", image.id)) for listener in (first, second)]
+            assert all(got), "image.activate reached %d of 2 own queues" % sum(1 for g in got if g)
+            shared_after = queue_messages(self.url, "notifications.info")
+            assert shared_before is not None and shared_after > shared_before, (
+                "the services' own notifications.info queue did not keep its copy (%s -> %s)"
+                % (shared_before, shared_after))
+            return "both own queues got image.activate for %s; notifications.info still holds its copy (%d -> %d)" % (
+                image.id, shared_before, shared_after)
+        finally:
+            first.stop()
+            second.stop()
+
+    def lifecycle_events(self) -> str:
+        listener = Listener(self.url)
+        try:
+            self.wait_connected(listener)
+            server = self.boot("srv")
+            volume = self.conn.block_storage.create_volume(name=TAG + "-vol", size=1)
+            self.cleanup.append(("volume", volume.id))
+            self.conn.block_storage.wait_for_status(volume, "available", failures=["error"], wait=120, interval=1)
+            snapshot = self.conn.block_storage.create_snapshot(volume_id=volume.id, name=TAG + "-snap")
+            self.cleanup.insert(0, ("snapshot", snapshot.id))
+            missing = [what for what, event_type, rid in (
+                ("server", "compute.instance.create.end", server.id), ("volume", "volume.create.end", volume.id),
+                ("snapshot", "snapshot.create.end", snapshot.id))
+                if not listener.wait(about(event_type, rid), 120)]
+            assert not missing, "no create event for: %s (got %s)" % (
+                ", ".join(missing), sorted({e["event_type"] for _t, e in listener.events}))
+            return "server, volume and snapshot each announced with their id"
+        finally:
+            listener.stop()
+
+    def malformed(self) -> str:
+        listener = Listener(self.url, exchanges=["glance"])
+        warnings = []
+        handler = logging.Handler()
+        handler.emit = lambda record: warnings.append(record.getMessage())
+        source.LOG.addHandler(handler)
+        try:
+            self.wait_connected(listener)
+            for body in (b"\x00garbage", json.dumps({"oslo.version": "2.0", "oslo.message": "{"}).encode(),
+                         json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps({"payload": {}})}).encode()):
+                publish(self.url, "glance", "notifications.info", body)
+            image = new_image(self.conn, "after-garbage")
+            self.cleanup.append(("image", image.id))
+            assert listener.wait(about("image.activate", image.id)), "no event after the malformed messages"
+            dropped = [w for w in warnings if "dropped a message" in w]
+            assert len(dropped) == 3, "expected 3 dropped-message warnings, got %r" % warnings
+            return "3 malformed messages dropped with a warning each; the next image.activate arrived"
+        finally:
+            source.LOG.removeHandler(handler)
+            listener.stop()
+
+    def event_filter(self) -> str:
+        listener = Listener(self.url, event_types=["image.delete"])
+        try:
+            self.wait_connected(listener)
+            image = new_image(self.conn, "filtered")
+            self.conn.image.delete_image(image.id)
+            assert listener.wait(about("image.delete", image.id)), "image.delete did not arrive"
+            kinds = sorted({event["event_type"] for _t, event in listener.events})
+            assert kinds == ["image.delete"], "events not asked for reached the queue: %s" % kinds
+            return "only image.delete reached the queue"
+        finally:
+            listener.stop()
+
+    def broker_restart(self) -> str:
+        listener = Listener(self.url)
+        localcloud = self.config["localcloud_bin"]
+        try:
+            self.wait_connected(listener)
+            subprocess.run([os.path.join(localcloud, "stop"), "--service", "rabbitmq"], check=True)
+            time.sleep(3)  # the plugin retries against a closed port meanwhile
+            subprocess.run([os.path.join(localcloud, "start")], check=True, stdout=subprocess.DEVNULL)
+            restarted = time.monotonic()
+            self.wait_connected(listener, 60)
+            image = new_image(self.conn, "after-restart")
+            self.cleanup.append(("image", image.id))
+            arrived = listener.wait(about("image.activate", image.id), 90)
+            assert arrived, "no event after the broker restart"
+            # the targets after this one share the cloud: go on only once Nova builds servers again
+            # and announces them (its services reconnect to the broker on their own schedule)
+            # until the computes report again, the scheduler counts them down (NoValidHost): boot until one builds
+            deadline, server = time.monotonic() + 300, None
+            while server is None and time.monotonic() < deadline:
+                try:
+                    server = self.conn.compute.wait_for_server(self.boot("after-restart"), status="ACTIVE",
+                                                               failures=["ERROR"], wait=240, interval=1)
+                except openstack.exceptions.ResourceFailure:
+                    time.sleep(5)
+            assert server, "Nova built no server within 300s of the restart"
+            healthy = listener.wait(about("compute.instance.create.end", server.id), 60)
+            volume = self.conn.block_storage.create_volume(name=TAG + "-after-restart", size=1)
+            self.cleanup.append(("volume", volume.id))
+            self.conn.block_storage.wait_for_status(volume, "available", failures=["error"], wait=180, interval=1)
+            assert healthy, "Nova did not announce a server built after the restart (server %s; events: %s)" % (
+                self.conn.compute.get_server(server.id).status,
+                sorted({e["event_type"] for _t, e in listener.events if e["event_type"].startswith(("compute", "sch"))}))
+            return "reconnected after the restart; image.activate of a new image arrived, and Nova built and " \
+                   "announced a server %.0fs after the restart; Cinder built a volume" % (healthy[0] - restarted)
+        finally:
+            listener.stop()
+
+    def boot(self, name: str):
+        image = self.conn.image.find_image("localcloud-tiny")
+        flavor = self.conn.compute.find_flavor("m1.nano")
+        network = self.conn.network.find_network("localcloud-net")
+        server = self.conn.compute.create_server(name="%s-%s" % (TAG, name), image_id=image.id, flavor_id=flavor.id,
+                                                 networks=[{"uuid": network.id}])
+        self.cleanup.append(("server", server.id))
+        return server
+
+    @staticmethod
+    def settle(done, seconds: int = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            time.sleep(1)
+
+    def clean(self) -> None:
+        for kind, rid in self.cleanup:
+            try:
+                if kind == "image":
+                    self.conn.image.delete_image(rid, ignore_missing=True)
+                elif kind == "server":
+                    self.conn.compute.delete_server(rid, ignore_missing=True)
+                elif kind == "snapshot":
+                    self.conn.block_storage.delete_snapshot(rid, ignore_missing=True)
+                    self.settle(lambda: self.conn.block_storage.find_snapshot(rid) is None)
+                elif kind == "volume":
+                    # a volume goes once its snapshot is gone and its server has let go of it
+                    self.settle(lambda: (self.conn.block_storage.find_volume(rid) or SimpleNamespace(
+                        status="available")).status in ("available", "error"))
+                    self.conn.block_storage.delete_volume(rid, ignore_missing=True)
+            except Exception as error:  # pylint: disable=broad-except
+                print("cleanup of %s %s: %s" % (kind, rid, error))
+
+
+ROWS = ("own_queue", "lifecycle_events", "malformed", "event_filter", "broker_restart")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--rows", default=",".join(ROWS))
+    args = parser.parse_args()
+    with open(args.config) as handle:
+        config = json.load(handle) if args.config.endswith(".json") else __import__("yaml").safe_load(handle)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
+    rows = Rows(config)
+    failed = 0
+    try:
+        for name in args.rows.split(","):
+            started = time.monotonic()
+            try:
+                said = getattr(rows, name)()
+                print("PASS %s (%.1fs): %s" % (name, time.monotonic() - started, said), flush=True)
+            except Exception as error:  # pylint: disable=broad-except
+                failed += 1
+                print("FAIL %s (%.1fs): %s: %s" % (name, time.monotonic() - started, type(error).__name__, error),
+                      flush=True)
+    finally:
+        rows.clean()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
