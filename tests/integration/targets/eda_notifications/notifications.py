@@ -9,6 +9,7 @@ Rows (each prints PASS or FAIL and why):
 - malformed: garbage, a half envelope and a notification without event_type published on the exchange are
   dropped with a warning; the plugin keeps running and delivers the next real notification.
 - event_filter: only the event types asked for reach the queue.
+- rulebook: ansible-rulebook loads the plugin from the installed collection and a rule fires on a new image.
 - broker_restart: RabbitMQ is stopped and started again; the plugin reconnects with backoff and a new
   image after the restart reaches it.
 """
@@ -23,12 +24,16 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from types import SimpleNamespace
 
 import openstack
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def collection_root() -> str:
@@ -261,6 +266,34 @@ class Rows:
         self.cleanup.append(("server", server.id))
         return server
 
+    def rulebook(self) -> str:
+        """ansible-rulebook (its Drools engine on Java) loads the plugin from the collection and fires a rule."""
+        queue, name = TAG + "-rulebook", TAG + "-rulebook-image"
+        variables = os.path.join(tempfile.mkdtemp(prefix=TAG), "vars.json")
+        with open(variables, "w") as handle:
+            json.dump({"amqp_url": self.url, "queue": queue, "image_name": name}, handle)
+        started = time.monotonic()
+        with subprocess.Popen(["ansible-rulebook", "--rulebook", os.path.join(HERE, "smoke_rulebook.yml"),
+                               "--vars", variables],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as rulebook:
+            try:
+                deadline = time.monotonic() + 90
+                while queue_messages(self.url, queue) is None:
+                    assert rulebook.poll() is None, "ansible-rulebook ended early:\n%s" % rulebook.stdout.read()
+                    assert time.monotonic() < deadline, "ansible-rulebook's source never connected"
+                    time.sleep(0.5)
+                ready = time.monotonic() - started
+                image = self.conn.image.create_image(name=name, disk_format="raw", container_format="bare",
+                                                     visibility="private", data=os.urandom(4096))
+                self.cleanup.append(("image", image.id))
+                output = rulebook.communicate(timeout=60)[0]
+            finally:
+                if rulebook.poll() is None:
+                    rulebook.kill()
+        assert rulebook.returncode == 0 and image.id in output and "'kind': 'image'" in output, (
+            "ansible-rulebook (exit %s) did not print the event:\n%s" % (rulebook.returncode, output[-2000:]))
+        return "ansible-rulebook connected in %.1fs and fired on image.activate of %s" % (ready, image.id)
+
     @staticmethod
     def settle(done, seconds: int = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -286,7 +319,7 @@ class Rows:
                 print("cleanup of %s %s: %s" % (kind, rid, error))
 
 
-ROWS = ("own_queue", "lifecycle_events", "malformed", "event_filter", "broker_restart")
+ROWS = ("own_queue", "lifecycle_events", "malformed", "event_filter", "rulebook", "broker_restart")
 
 
 def main() -> int:
