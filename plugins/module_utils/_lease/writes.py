@@ -36,10 +36,11 @@ def unlock_extended(adapter, record: ResourceRecord, lease, now: datetime, audit
 
 def release_lock(adapter, record: ResourceRecord, audit: AuditLog, allowed: bool) -> dict:
     """Lift the reaper's lock on a server (or say it would be lifted); audited."""
+    named = ResourceRecord.of(record).identity()
     if not allowed:
-        return audit.write("unlock", outcome="would_unlock", **ResourceRecord.of(record).identity())
+        return audit.write("unlock", outcome="would_unlock", **named)
     try:
         adapter.unlock(record)
     except Exception as error:  # pylint: disable=broad-except
-        return audit.write("unlock", outcome="failed", error=describe_sdk_error(error), **ResourceRecord.of(record).identity())
-    return audit.write("unlock", outcome="unlocked", **ResourceRecord.of(record).identity())
+        return audit.write("unlock", outcome="failed", error=describe_sdk_error(error), **named)
+    return audit.write("unlock", outcome="unlocked", **named)

@@ -227,8 +227,7 @@ async def _consume(url: str, settings: dict, queue: asyncio.Queue, connected: as
     """One connection: declare the own queue, bind it, put notifications on ``queue`` until the connection ends."""
     import aio_pika  # the decision environment's dependency (extensions/eda/requirements.txt)
 
-    context = _ssl_context(settings)
-    connection = await aio_pika.connect(url, ssl_context=context) if context else await aio_pika.connect(url)
+    connection = await aio_pika.connect(url, ssl_context=_ssl_context(settings))
     closed = asyncio.get_running_loop().create_future()
     connection.close_callbacks.add(lambda *_: closed.done() or closed.set_result(None))
     async with connection:
