@@ -26,4 +26,15 @@ options:
     description: List resources of all projects (needs admin). Without it only the authenticated project's are seen.
     type: bool
     default: true
+  resource_ids:
+    description:
+      - Cover only these resources (ids), for example the one an event names. Each id is read by id in each kind
+        of O(kinds), never looked up by name (an owner may name a resource after another's id); with O(projects),
+        only resources of those projects count. Ids that no kind has are returned in RV(not_found), not an error.
+      - Everything else is as in a full scan - the policy, exemptions, seals, O(write_leases), O(handle_requests)
+        and the audit; whether a resource is in use is still judged from every project's servers and snapshots.
+      - Empty means every resource of O(kinds) and O(projects).
+    type: list
+    elements: str
+    default: []
 """

@@ -10,7 +10,8 @@ module: lease_reap
 short_description: Scan the leases of servers, images, volumes and snapshots, and remove what expired after notice
 version_added: 0.1.0
 description:
-  - Lists the chosen kinds across all projects (or the given ones) with paginated calls, reads each resource's
+  - Lists the chosen kinds across all projects (or the given ones) with paginated calls (or reads just the resources
+    of O(resource_ids), by id), reads each resource's
     lease from its metadata, finds its owner, and decides its status - V(active), V(expiring) (a milestone notice
     is due), V(expired), V(exempt), V(enrolled) (had no lease, gets one now), V(invalid) (unreadable, or later than
     the policy allows; repaired, never removed this run) or V(in_use) (expired but still used by servers,
@@ -474,6 +475,13 @@ run_id:
   description: Id of this run in the audit records (null when the run stopped before acting).
   returned: always
   type: str
+not_found:
+  description:
+    - The ids of O(resource_ids) that no kind of O(kinds) has (within O(projects) if given), for example a
+      resource deleted since the event that named it. Not an error. Empty without O(resource_ids).
+  returned: always
+  type: list
+  elements: str
 """
 
 import math
@@ -529,7 +537,7 @@ class LeaseReapModule(LifecycleModule):
             policy=policy, keys=keys, exemptions=exemptions_from_params(p),
             keyring=seals.keyring, enforced_from=seals.enforced_from,
             now=now, look_ahead=look_ahead, kinds=tuple(k for k in KIND_ORDER if k in p["kinds"]),
-            projects=p["projects"], all_projects=p["all_projects"], reap=p["reap"],
+            projects=p["projects"], all_projects=p["all_projects"], resource_ids=p["resource_ids"], reap=p["reap"],
             options=ReapOptions(p["server_action"], p["image_action"], p["handle_requests"], p["lock_servers"]),
             write_leases=p["write_leases"], max_remove=p["max_remove"], max_remove_percent=p["max_remove_percent"],
             workers=p["workers"], timeout=p["wait_timeout"], owner_fallback=p["owner_fallback"],

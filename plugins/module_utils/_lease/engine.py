@@ -71,6 +71,7 @@ class RunSettings:
     kinds: tuple[str, ...] = KIND_ORDER
     projects: list[str] = field(default_factory=list)
     all_projects: bool = True
+    resource_ids: list[str] = field(default_factory=list)  # only these resources (read by id); empty: all
     reap: bool = False
     options: ReapOptions = ReapOptions()
     write_leases: bool = True
@@ -117,7 +118,7 @@ class LeaseRun:
         started = time.monotonic()
         settings = self.settings
         scope = ScanScope(tuple(settings.kinds), tuple(settings.projects), settings.all_projects,
-                          with_users=settings.reap or settings.write_leases)
+                          with_users=settings.reap or settings.write_leases, resource_ids=tuple(settings.resource_ids))
         scanned = scan(self.adapter_of, self.directory, scope)
         owner_of = self.directory.owner_lookup(settings.owner_fallback)
         outcomes = decide_scan(scanned.records, settings.seals, settings.exemptions.reason, owner_of, settings.options,
@@ -127,7 +128,7 @@ class LeaseRun:
         cap = check_cap(len(removals), len(outcomes), settings.max_remove, settings.max_remove_percent)
         # the cap is checked before anything is written, so a refused run changes nothing at all
         if cap and settings.reap:
-            raise CapExceeded(cap, build_result(outcomes, Acts(), None, cap, self.facts(started)))
+            raise CapExceeded(cap, build_result(outcomes, Acts(), None, cap, self.facts(started, scanned.not_found)))
         audit = AuditLog(settings.audit_path, check_mode=not self.changes_allowed)
         try:
             acts = act(outcomes, removals, self.adapters, ActSettings(
@@ -135,10 +136,10 @@ class LeaseRun:
                 settings.options.lock_servers, settings.workers, settings.timeout), audit)
         finally:
             audit.close()
-        return build_result(outcomes, acts, audit, cap, self.facts(started))
+        return build_result(outcomes, acts, audit, cap, self.facts(started, scanned.not_found))
 
-    def facts(self, started: float) -> RunFacts:
+    def facts(self, started: float, not_found: tuple[str, ...]) -> RunFacts:
         return RunFacts(self.settings.now, self.settings.keys, self.region, self.settings.look_ahead,
                         self.settings.check_mode, self.settings.extend_days,
                         {"api_calls": self.counter.calls, "seconds": round(time.monotonic() - started, 2),
-                         "user_lookups": self.directory.user.calls})
+                         "user_lookups": self.directory.user.calls}, not_found)

@@ -5,7 +5,8 @@
 """Cloud adapters: one per resource kind, the same small interface.
 
 ``records()`` lists resources as ``ResourceRecord``s (paginated list calls, never one
-call per resource); ``find()`` reads one by id or name; ``apply()`` sets and
+call per resource); ``find()`` reads one by id or name; ``by_id()`` reads one strictly by id (a
+run scoped to some resources: a name may be another resource's id); ``apply()`` sets and
 removes metadata keys (an ``effective_change``), touching only the keys given; ``remove()`` carries out
 a removal (delete, or a kind's softer step) and waits until it is done. Images are written with a JSON patch of exactly those keys:
 openstacksdk's ``update_image`` patches the whole image, which drops other
@@ -15,6 +16,7 @@ custom properties on a single-store Glance and is refused (409, read-only
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -28,6 +30,8 @@ IMAGE_CORE = frozenset((
     "size", "virtual_size", "min_ram", "min_disk", "disk_format", "container_format", "created_at", "updated_at",
     "tags", "self", "file", "schema", "direct_url", "locations", "os_hidden", "stores",
 ))
+# The ids of these services are UUIDs; anything else (a "/" or "?") is never put into a URL path.
+PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 def _addresses(server) -> list[str]:
@@ -47,17 +51,38 @@ class Adapter:
         ``record_error``: it is reported and never acted on, and the listing goes on.
         """
         for resource in self.list(all_projects, project_id):
-            try:
-                yield self.to_record(resource)
-            except Exception as error:  # pylint: disable=broad-except
-                yield ResourceRecord(self.kind, str(getattr(resource, "id", "")), str(getattr(resource, "name", "")),
-                                     project_id=getattr(resource, "project_id", None),
-                                     record_error="unreadable resource: %s" % error)
+            yield self.readable(resource)
+
+    def readable(self, resource) -> ResourceRecord:
+        """The resource as a record, or one with ``record_error`` when its fields cannot be read."""
+        try:
+            return self.to_record(resource)
+        except Exception as error:  # pylint: disable=broad-except
+            return ResourceRecord(self.kind, str(getattr(resource, "id", "")), str(getattr(resource, "name", "")),
+                                  project_id=getattr(resource, "project_id", None),
+                                  record_error="unreadable resource: %s" % error)
+
+    def by_id(self, resource_id: str) -> ResourceRecord | None:
+        """The resource with exactly this id (never looked up by name), or None if this kind has none."""
+        from openstack import exceptions
+
+        if not PLAIN_ID.match(resource_id):
+            return None
+        try:
+            resource = self.fetch(resource_id)
+        except exceptions.NotFoundException:
+            return None
+        # only the resource asked for, whatever the service would resolve
+        return self.readable(resource) if str(getattr(resource, "id", "")) == resource_id else None
 
     def list(self, all_projects: bool, project_id: str | None):
         raise NotImplementedError
 
     def get(self, name_or_id: str, all_projects: bool = True):
+        raise NotImplementedError
+
+    def fetch(self, resource_id: str):
+        """The service's read of one resource by id; NotFoundException if there is none."""
         raise NotImplementedError
 
     def to_record(self, resource) -> ResourceRecord:
@@ -114,6 +139,7 @@ class MetadataAdapter(Adapter):
     delete_metadata = ""
     lister = ""
     finder = ""
+    getter = ""
 
     def list(self, all_projects, project_id, details=True):
         # another project's resources are listed as admin, with all_projects and a filter
@@ -124,6 +150,9 @@ class MetadataAdapter(Adapter):
     def get(self, name_or_id, all_projects=True):
         proxy = getattr(self.conn, self.service)
         return getattr(proxy, self.finder)(name_or_id, ignore_missing=True, all_projects=all_projects)
+
+    def fetch(self, resource_id):
+        return getattr(getattr(self.conn, self.service), self.getter)(resource_id)
 
     def ids(self, project_id):
         # ids only: the light listing, without details
@@ -178,7 +207,7 @@ class Presence:
 class Servers(MetadataAdapter):
     kind = "server"
     service, set_metadata, delete_metadata = "compute", "set_server_metadata", "delete_server_metadata"
-    lister, finder = "servers", "find_server"
+    lister, finder, getter = "servers", "find_server", "get_server"
 
     def to_record(self, resource):
         return self.record(
@@ -240,6 +269,9 @@ class Images(Adapter):
     def get(self, name_or_id, all_projects=True):
         return self.conn.image.find_image(name_or_id, ignore_missing=True)
 
+    def fetch(self, resource_id):
+        return self.conn.image.get_image(resource_id)
+
     def to_record(self, resource):
         properties = resource.properties or {}
         # Glance records no user: a "user_id" property is the owner's own writing, never an identity
@@ -278,7 +310,7 @@ class Images(Adapter):
 class Volumes(MetadataAdapter):
     kind = "volume"
     service, set_metadata, delete_metadata = "block_storage", "set_volume_metadata", "delete_volume_metadata"
-    lister, finder = "volumes", "find_volume"
+    lister, finder, getter = "volumes", "find_volume", "get_volume"
     # a volume whose server is being deleted passes through these before it can go
     SETTLING = ("in-use", "detaching", "attaching", "reserved")
 
@@ -300,7 +332,7 @@ class Volumes(MetadataAdapter):
 class Snapshots(MetadataAdapter):
     kind = "snapshot"
     service, set_metadata, delete_metadata = "block_storage", "set_snapshot_metadata", "delete_snapshot_metadata"
-    lister, finder = "snapshots", "find_snapshot"
+    lister, finder, getter = "snapshots", "find_snapshot", "get_snapshot"
 
     def to_record(self, resource):
         return self.record(resource, resource.project_id, getattr(resource, "user_id", None), resource.metadata,

@@ -8,7 +8,7 @@
   ``osops.lifecycle.lease_policy``.
 - ``EXEMPTIONS_ARGUMENT_SPEC``: what is never touched (``lease_reap``); doc fragment
   ``osops.lifecycle.lease_exemptions``.
-- ``SCOPE_ARGUMENT_SPEC``: which kinds and projects a run covers (``lease_reap``; ``resource_lease``
+- ``SCOPE_ARGUMENT_SPEC``: which kinds, projects and resources a run covers (``lease_reap``; ``resource_lease``
   takes ``all_projects`` to look names up); doc fragment ``osops.lifecycle.lease_scope``.
 
 A unit test holds each family, its doc fragment, the defaults of ``Policy`` and ``Exemptions``
@@ -56,6 +56,7 @@ SCOPE_ARGUMENT_SPEC = dict(
     kinds=dict(type="list", elements="str", choices=list(KIND_ORDER), default=list(KIND_ORDER)),
     projects=dict(type="list", elements="str", default=[]),
     all_projects=dict(type="bool", default=True),
+    resource_ids=dict(type="list", elements="str", default=[]),
 )
 
 

@@ -37,6 +37,7 @@ class RunFacts:
     check_mode: bool
     extend_days: int          # the days the extension command in the digest asks for
     stats: dict
+    not_found: tuple[str, ...] = ()  # ids of a run scoped by resource_ids that no kind has
 
 
 def build_result(outcomes: list[Outcome], acts: Acts, audit: AuditLog | None, cap: str | None,
@@ -65,6 +66,7 @@ def build_result(outcomes: list[Outcome], acts: Acts, audit: AuditLog | None, ca
         "audit": list(audit.records) if audit else [],
         "run_id": audit.run_id if audit else None,
         "stats": dict(facts.stats, scanned=len(outcomes)),
+        "not_found": list(facts.not_found),
     }
 
 

@@ -111,6 +111,15 @@ def test_the_lease_reap_module_returns_what_it_documents(run_module, memory_clou
     assert_documented(result, documented(lease_reap), UNOWNED_ARE_DECISIONS)
 
 
+def test_lease_reap_scoped_by_resource_ids_returns_the_ids_not_found(run_module, memory_cloud):
+    _cloud, ids, key_file = memory_cloud
+    rc, result = run_module(lease_reap.LeaseReapModule, {
+        "seal_key_file": key_file, "resource_ids": [ids["fresh"], "0d1e-gone"], "_ansible_check_mode": True})
+    assert rc == 0, result.get("msg")
+    assert [d["id"] for d in result["decisions"]] == [ids["fresh"]] and result["not_found"] == ["0d1e-gone"]
+    assert_documented(result, documented(lease_reap), UNOWNED_ARE_DECISIONS)
+
+
 def test_the_resource_lease_module_returns_what_it_documents(run_module, memory_cloud):
     cloud, ids, key_file = memory_cloud
     doc = documented(resource_lease)

@@ -21,7 +21,7 @@ from ansible.template import Templar, trust_as_template
 
 from ansible_collections.openstack.cloud.plugins.module_utils.openstack import openstack_full_argument_spec
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
-    EXEMPTIONS_ARGUMENT_SPEC, POLICY_ARGUMENT_SPEC,
+    EXEMPTIONS_ARGUMENT_SPEC, POLICY_ARGUMENT_SPEC, SCOPE_ARGUMENT_SPEC,
 )
 from ansible_collections.osops.lifecycle.plugins.modules import lease_reap, resource_lease
 
@@ -64,7 +64,7 @@ def role_facts() -> dict:
     variables.update(lease_policy=a_full_policy(), lease_cloud="lab", lease_region_name="RegionOne",
                      lease_seal_key_file="/etc/osops/seal.keys", lease_seal_enforced_from="2026-01-01T00:00:00Z",
                      lease_as_of="2030-01-01T00:00:00Z", lease_owner_fallback="ops@example.org",
-                     lease_audit_log="/var/log/osops/audit.jsonl")
+                     lease_audit_log="/var/log/osops/audit.jsonl", lease_resource_ids=["7c3e0c7a"])
     templar = Templar(loader=DataLoader(), variables=variables)
     facts = {}
     for task in load(os.path.join(ROLE, "tasks", "policy.yml")):
@@ -134,6 +134,6 @@ def test_every_call_gets_the_whole_policy_its_module_takes(path, name, module, o
     wanted = set(a_full_policy()) & accepted(MODULES[module])
     wanted |= {"seal_key_file", "seal_enforced_from"}
     if module == "osops.lifecycle.lease_reap":
-        wanted |= {"as_of", "sealed_exemptions_only", "kinds", "projects", "all_projects"}
+        wanted |= {"as_of", "sealed_exemptions_only"} | set(SCOPE_ARGUMENT_SPEC)
     assert sorted(wanted - set(options)) == []
-    assert wanted <= set(POLICY_ARGUMENT_SPEC) | set(EXEMPTIONS_ARGUMENT_SPEC) | {"kinds", "projects", "all_projects"}
+    assert wanted <= set(POLICY_ARGUMENT_SPEC) | set(EXEMPTIONS_ARGUMENT_SPEC) | set(SCOPE_ARGUMENT_SPEC)

@@ -127,6 +127,9 @@ class BlockStorage(_Service):
         volume.status = "in-use" if volume.attachments else "available"
         return volume
 
+    def get_snapshot(self, snapshot_id):
+        return self._get(self.cloud.snapshots, snapshot_id)
+
     def set_volume_metadata(self, volume_id, **values):
         self._get(self.cloud.volumes, volume_id).metadata.update(values)
 
@@ -159,6 +162,9 @@ class Image(_Service):
 
     def find_image(self, name_or_id, ignore_missing=True):
         return self._find(self.cloud.images, name_or_id)
+
+    def get_image(self, image_id):
+        return self._get(self.cloud.images, image_id)
 
     def patch(self, url, json=None, headers=None):
         image = self._get(self.cloud.images, url.rsplit("/", 1)[1])
@@ -234,6 +240,13 @@ class MemoryCloud:
         volume = SimpleNamespace(**self._common(name, project_id, user_id, metadata, "available"), attachments=[])
         self.volumes[volume.id] = volume
         return volume.id
+
+    def add_snapshot(self, name, volume_id, metadata=None):
+        volume = self.volumes[volume_id]
+        snapshot = SimpleNamespace(**self._common(name, volume.project_id, volume.user_id, metadata, "available"),
+                                   volume_id=volume_id)
+        self.snapshots[snapshot.id] = snapshot
+        return snapshot.id
 
     def add_image(self, name, project_id, properties=None, visibility="private"):
         image = SimpleNamespace(**self._common(name, None, None, None, "active"), owner_id=project_id,

@@ -73,6 +73,7 @@ ROLE_VARIABLES = {
     "kinds": "lease_kinds",
     "projects": "lease_projects",
     "all_projects": "lease_all_projects",
+    "resource_ids": "lease_resource_ids",
 }
 
 
