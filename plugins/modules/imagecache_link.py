@@ -43,9 +43,26 @@ options:
       - Images as Glance returns them; the keys used are C(id), C(status), C(size), C(disk_format),
         C(os_hash_algo) and C(os_hash_value). Other keys are ignored.
       - For example the RV(openstack.cloud.image_info#module:images) of M(openstack.cloud.image_info).
+      - Without O(image_ids), this must be the whole list of Glance's images when O(prune) is set; see O(image_ids).
     type: list
     elements: dict
     required: true
+  image_ids:
+    description:
+      - Limit the run to these image ids; empty (the default) covers every image in O(images).
+      - Only the entries of O(images) with one of these ids are linked and checked; the others are ignored (not even
+        reported in RV(skipped_images)).
+      - With O(prune), only the base files of these ids are candidates. An id that is not active in O(images), or
+        absent from it (deleted in Glance), counts as gone, and its base file is pruned when it is ours and no
+        instance uses it. Base files and the O(state_file) records of every other image are neither looked at nor
+        changed.
+      - Used by the event rulebooks, which roll out or prune one image. A partial O(images) list is safe with
+        O(prune) only with this option; without it, every image missing from the list counts as gone.
+      - An id that cannot be an image id (empty, containing C(/), starting with C(.)) fails the module before
+        anything is done.
+    type: list
+    elements: str
+    default: []
   source_dir:
     description: Glance's file store directory (C(filesystem_store_datadir)).
     type: path
@@ -122,6 +139,7 @@ options:
       - Remove base files that are hard links (or copies made by this module) of images that are no
         longer active in O(images), unless an instance disk under O(instances_dir) uses them as
         backing file; those are reported in RV(kept).
+      - With O(image_ids), only the base files of those images (see there).
       - While any instance disk has a header that does not say which base file it uses (a backing file
         name longer than qcow2 allows, or outside the file), nothing is pruned and RV(kept) says why.
     type: bool
@@ -166,6 +184,18 @@ EXAMPLES = r"""
   osops.lifecycle.imagecache_link:
     images: "{{ glance.images }}"
     verify: hash
+    prune: true
+
+- name: After an image.delete event, prune that one image's link and touch nothing else
+  osops.lifecycle.imagecache_link:
+    images: []  # the image is gone from Glance
+    image_ids: ["{{ deleted_image_id }}"]
+    prune: true
+
+- name: After an image.activate event, link that one image (the others in the list are ignored)
+  osops.lifecycle.imagecache_link:
+    images: "{{ glance.images }}"
+    image_ids: ["{{ activated_image_id }}"]
     prune: true
 """
 
@@ -246,7 +276,7 @@ counts:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.cache_run import Options, describe_os_error, refused_entry, run
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.fsdir import Refused
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.options import parse_id, parse_mode, parse_touch_interval
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.options import parse_id, parse_image_ids, parse_mode, parse_touch_interval
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import Wanted
 
 
@@ -268,6 +298,7 @@ def main():
             prune=dict(type="bool", default=False),
             create_cache_dir=dict(type="bool", default=False),
             state_file=dict(type="path"),
+            image_ids=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -277,6 +308,7 @@ def main():
                         mode=parse_mode(params["mode"]), touch=params["touch"],
                         touch_interval=parse_touch_interval(params["touch_interval"]),
                         formats=frozenset(params["formats"]), verify_hash=params["verify"] == "hash")
+        image_ids = parse_image_ids(params["image_ids"])
     except ValueError as error:
         module.fail_json(msg="invalid option: %s" % error)
     options = Options(
@@ -289,6 +321,7 @@ def main():
         prune=params["prune"],
         check_mode=module.check_mode,
         create_cache_dir=params["create_cache_dir"],
+        image_ids=image_ids,
     )
     try:
         report = run(options, params["images"])

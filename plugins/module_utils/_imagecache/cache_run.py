@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from . import act
 from .fsdir import Refused, stat_at
-from .naming import cache_name, own_temp_pid
+from .naming import TEMP_MARKER, cache_name, own_temp_pid
 from .observe import CacheDirs, InstanceDisks, SourceFile, entry_facts, hash_matches, open_source, source_facts
-from .plan import (ALREADY, LINK, REFUSE, Decision, FileFacts, Image, Wanted, decide, invalid_id, needs_hash,
-                   plan_prune, preselect)
+from .plan import (ALREADY, LINK, REFUSE, Decision, FileFacts, Image, Wanted, decide, in_scope, invalid_id, needs_hash,
+                   plan_prune, preselect, scope_names, scoped_records)
 from .report import Outcome, Report
 from .state import State
 
@@ -43,6 +43,8 @@ class Options:
     prune: bool
     check_mode: bool
     create_cache_dir: bool = False  # make a missing _base inside instances_dir (never in check mode)
+    # only these images (the others in the list are ignored, their base files and records untouched); None: all
+    image_ids: frozenset[str] | None = None
 
 
 def default_state_file(real_cache_path: str) -> str:
@@ -75,10 +77,12 @@ def failed(image_id: str | None, path: str, error: OSError) -> Outcome:
     return Outcome("errors", {"id": image_id, "path": path, "error": describe_os_error(error)})
 
 
-def parse_images(entries: list) -> tuple[list[Image], list[Outcome]]:
-    """Images from the module's list; a bad entry is skipped with its reason, the others go on."""
+def parse_images(entries: list, scope: frozenset[str] | None = None) -> tuple[list[Image], list[Outcome]]:
+    """Images from the module's list (those in scope); a bad entry is skipped with its reason, the others go on."""
     images, outcomes = [], []
     for entry in entries:
+        if scope is not None and not (isinstance(entry, dict) and in_scope(entry.get("id"), scope)):
+            continue
         try:
             images.append(Image.from_glance(entry))
         except ValueError as error:
@@ -98,6 +102,7 @@ class CacheRun:
         self.locks = act.NovaLocks(dirs.instances, dirs.locks)
         self.now = time.time()
         self.store_uid = dirs.source.st.st_uid
+        self.names = scope_names(options.image_ids)  # base names in scope; None: all
 
     def image(self, image: Image) -> Sequence[Outcome]:
         base_name = cache_name(image.id)
@@ -199,7 +204,8 @@ class CacheRun:
 
     def prune(self, images: list[Image]) -> list[Outcome]:
         active = {image.id for image in images if image.status == "active"}
-        wanted_names = set(self.state.links)
+        recorded = scoped_records(self.state.links, self.names)
+        wanted_names = set(recorded)
         inactive_sources: dict[str, FileFacts] = {}
         ids = {cache_name(image.id): image.id for image in images}
         outcomes: list[Outcome] = []
@@ -217,7 +223,7 @@ class CacheRun:
         entries = {name: facts for name in wanted_names if (facts := entry_facts(self.dirs, name)) is not None}
         disks = InstanceDisks(self.dirs.instances)
         disks.scan()
-        plan = plan_prune(self.state.links, inactive_sources, active, entries, disks.in_use, disks.unjudged)
+        plan = plan_prune(recorded, inactive_sources, active, entries, disks.in_use, disks.unjudged)
         for base_name in plan.forget:
             self.state.forget(base_name)
         for base_name, reason in sorted(plan.kept.items()):
@@ -257,7 +263,8 @@ class CacheRun:
         cache = self.dirs.cache
         for name in os.listdir(cache.fd):
             pid = own_temp_pid(name)
-            if pid is None:
+            # a scoped run leaves other images' temp files (a concurrent full run's, maybe) to the runs that cover them
+            if pid is None or (self.names is not None and name.split(TEMP_MARKER)[0] not in self.names):
                 continue
             try:
                 st = stat_at(cache, name)
@@ -278,7 +285,7 @@ class CacheRun:
 def run(options: Options, entries: list) -> Report:
     """One run over one cache: the module's whole job. OSError (Refused included) if a directory cannot be used."""
     report = Report()
-    images, bad_entries = parse_images(entries)
+    images, bad_entries = parse_images(entries, options.image_ids)
     for outcome in bad_entries:
         report.add(outcome)
     dirs = CacheDirs.open(options.source_dir, options.cache_dir, options.instances_dir, create_cache=options.create_cache_dir and not options.check_mode)

@@ -14,6 +14,8 @@ import grp
 import pwd
 import re
 
+from .plan import invalid_id
+
 MAX_ID = (1 << 32) - 2  # (uid_t)-1 means "unchanged" to chown(2)
 MAX_MODE = 0o777  # no setuid, setgid or sticky bit on an image file
 _OCTAL = re.compile(r"^(?:0o?)?([0-7]{1,12})$")
@@ -57,3 +59,11 @@ def parse_touch_interval(value: int) -> int:
     if value < 0:
         raise ValueError("touch_interval must be 0 or more seconds")
     return value
+
+
+def parse_image_ids(values: list[str]) -> frozenset[str] | None:
+    """The run's scope from image_ids: None (the whole list) when empty; an id that cannot be an image's is an error."""
+    bad = [value for value in values if invalid_id(value)]
+    if bad:
+        raise ValueError("image_ids: %r is not a valid image id" % bad[0])
+    return frozenset(values) or None

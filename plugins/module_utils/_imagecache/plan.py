@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .inspect import Header, content_matches, unsafe_reason
+from .naming import cache_name
 
 # Decision actions for an image.
 LINK = "link"
@@ -127,6 +128,16 @@ def invalid_id(image_id: str) -> bool:
     return not image_id or "/" in image_id or image_id.startswith(".") or "\0" in image_id
 
 
+def in_scope(image_id: object, scope: frozenset[str] | None) -> bool:
+    """Whether a run limited to ``scope`` (image ids; None: the whole list) covers this id."""
+    return scope is None or (isinstance(image_id, str) and image_id in scope)
+
+
+def scope_names(scope: frozenset[str] | None) -> frozenset[str] | None:
+    """The base file names a scoped run may look at (None: all)."""
+    return None if scope is None else frozenset(cache_name(image_id) for image_id in scope)
+
+
 def preselect(image: Image, wanted: Wanted) -> str | None:
     """Reason to skip an image from Glance's metadata alone, or None."""
     if invalid_id(image.id):
@@ -220,6 +231,17 @@ class Recorded(NamedTuple):
     image_id: str
     dev: int
     ino: int
+
+
+def scoped_records(recorded: dict[str, Recorded], names: frozenset[str] | None) -> dict[str, Recorded]:
+    """The state's records a prune may judge (and forget): all, or those of the scope's base files only.
+
+    A scoped run knows nothing of the other images (a partial list), so their
+    records and files are not its to judge.
+    """
+    if names is None:
+        return recorded
+    return {base_name: record for base_name, record in recorded.items() if base_name in names}
 
 
 @dataclass

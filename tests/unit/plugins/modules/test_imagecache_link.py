@@ -149,15 +149,19 @@ def test_hash_verification_refuses_altered_content_and_remembers(run_module, clo
     assert set(state["hashes"]) == {image_id, "11111111-aaaa-4000-8000-000000000002"}
 
 
-def test_prune_removes_unused_links_of_deleted_images_and_keeps_used_ones(run_module, cloud, tmp_path):
-    run_module(imagecache_link.main, args(cloud))
-    used_id, unused_id = "11111111-aaaa-4000-8000-000000000001", "11111111-aaaa-4000-8000-000000000002"
-    # an instance built on the first image: qcow2 disk whose backing file is the base file
-    backing = str(cloud["base"] / sha1(used_id)).encode()
+def instance_built_on(cloud, image_id):
+    """An instance disk (qcow2) whose backing file is the image's base file."""
+    backing = str(cloud["base"] / sha1(image_id)).encode()
     instance = cloud["instances"] / "9d7c3a52-0000-4000-8000-00000000abcd"
     instance.mkdir()
     header = bytearray(b"QFI\xfb" + struct.pack(">IQI", 3, 512, len(backing)) + bytes(492))
     (instance / "disk").write_bytes(bytes(header) + backing)
+
+
+def test_prune_removes_unused_links_of_deleted_images_and_keeps_used_ones(run_module, cloud, tmp_path):
+    run_module(imagecache_link.main, args(cloud))
+    used_id, unused_id = "11111111-aaaa-4000-8000-000000000001", "11111111-aaaa-4000-8000-000000000002"
+    instance_built_on(cloud, used_id)
     # both images are deleted in Glance: files unlinked, gone from the list
     for image_id in (used_id, unused_id):
         os.unlink(cloud["store"] / image_id)
@@ -225,3 +229,98 @@ def test_unknown_owner_is_a_clear_failure(run_module, cloud):
     rc, result = run_module(imagecache_link.main, args(cloud, owner="no-such-user-here"))
 
     assert rc == 1 and "no-such-user-here" in result["msg"]
+
+
+# --- image_ids: a run limited to some images (the event rulebooks) --------------------------------------------
+
+IMAGE_A, IMAGE_B = "11111111-aaaa-4000-8000-000000000001", "11111111-aaaa-4000-8000-000000000002"
+
+
+@pytest.fixture
+def both_linked(run_module, cloud):
+    """A and B linked by a full run, recorded in the state; then A deleted in Glance (file and list entry)."""
+    rc, result = run_module(imagecache_link.main, args(cloud))
+    assert rc == 0 and {e["id"] for e in result["linked"]} == {IMAGE_A, IMAGE_B}
+    os.unlink(cloud["store"] / IMAGE_A)
+    return json.loads(cloud["state"].read_text())["links"]
+
+
+def test_a_scoped_prune_removes_only_that_images_file_and_record(run_module, cloud, both_linked, monkeypatch):
+    from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache import cache_run
+    looked_at = []
+    entry_facts = cache_run.entry_facts
+    monkeypatch.setattr(cache_run, "entry_facts", lambda dirs, name: looked_at.append(name) or entry_facts(dirs, name))
+
+    # images=[]: without the scope, B would count as gone and be pruned as well
+    rc, result = run_module(imagecache_link.main, args(cloud, images=[], image_ids=[IMAGE_A], prune=True))
+
+    assert rc == 0 and result["changed"] is True
+    assert [(p["id"], p["base_name"]) for p in result["pruned"]] == [(IMAGE_A, sha1(IMAGE_A))]
+    assert not (cloud["base"] / sha1(IMAGE_A)).exists()
+    assert os.stat(cloud["base"] / sha1(IMAGE_B)).st_ino == os.stat(cloud["store"] / IMAGE_B).st_ino
+    assert json.loads(cloud["state"].read_text())["links"] == {sha1(IMAGE_B): both_linked[sha1(IMAGE_B)]}
+    assert sha1(IMAGE_B) not in looked_at  # B's base file is not even looked at
+
+
+def test_a_scoped_prune_keeps_other_records_it_would_otherwise_forget(run_module, cloud, both_linked):
+    # B's base file was replaced (Nova's own download): a full prune would forget B's record
+    os.unlink(cloud["base"] / sha1(IMAGE_B))
+    (cloud["base"] / sha1(IMAGE_B)).write_bytes(b"nova's download")
+
+    rc, result = run_module(imagecache_link.main, args(cloud, images=[], image_ids=[IMAGE_A], prune=True))
+
+    assert rc == 0 and [p["id"] for p in result["pruned"]] == [IMAGE_A]
+    assert json.loads(cloud["state"].read_text())["links"] == {sha1(IMAGE_B): both_linked[sha1(IMAGE_B)]}
+
+
+def test_a_scoped_prune_in_check_mode_changes_nothing(run_module, cloud, both_linked):
+    before, state = sorted(os.listdir(cloud["base"])), cloud["state"].read_text()
+
+    rc, result = run_module(imagecache_link.main, args(cloud, images=[], image_ids=[IMAGE_A], prune=True,
+                                                       _ansible_check_mode=True, _ansible_diff=True))
+
+    assert rc == 0 and result["changed"] is True
+    assert [p["id"] for p in result["pruned"]] == [IMAGE_A]
+    assert result["diff"]["after"] == "%s  absent (pruned)\n" % sha1(IMAGE_A)
+    assert sorted(os.listdir(cloud["base"])) == before and cloud["state"].read_text() == state
+
+
+def test_a_scoped_prune_keeps_a_base_file_an_instance_uses(run_module, cloud, both_linked):
+    instance_built_on(cloud, IMAGE_A)
+
+    rc, result = run_module(imagecache_link.main, args(cloud, images=[], image_ids=[IMAGE_A], prune=True))
+
+    assert rc == 0 and result["changed"] is False and result["pruned"] == []
+    assert [(k["id"], k["reason"]) for k in result["kept"]] == [(IMAGE_A, "backing file of an instance disk")]
+    assert (cloud["base"] / sha1(IMAGE_A)).exists() and (cloud["base"] / sha1(IMAGE_B)).exists()
+    assert set(json.loads(cloud["state"].read_text())["links"]) == {sha1(IMAGE_A), sha1(IMAGE_B)}
+
+
+def test_a_scoped_run_links_only_its_images_and_reports_nothing_of_the_others(run_module, cloud):
+    others_temp = cloud["base"] / ("%s.osops-tmp-999999999" % sha1(IMAGE_A))
+    others_temp.write_bytes(b"partial copy of another run")
+
+    rc, result = run_module(imagecache_link.main, args(cloud, image_ids=[IMAGE_B], prune=True))
+
+    assert rc == 0 and result["changed"] is True
+    assert [e["id"] for e in result["linked"]] == [IMAGE_B]
+    assert result["counts"] == dict(linked=1, already_linked=0, updated=0, skipped_images=0,
+                                    pruned=0, kept=0, errors=0, refused=0)
+    assert sorted(os.listdir(cloud["base"])) == sorted([sha1(IMAGE_B), others_temp.name])
+    assert result["temp_files_removed"] == []
+
+
+def test_a_scoped_run_reports_a_bad_entry_of_its_own_image_only(run_module, cloud):
+    images = [dict(i, size={"bad": 1}) for i in cloud["images"]]
+
+    rc, result = run_module(imagecache_link.main, args(cloud, images=images, image_ids=[IMAGE_B]))
+
+    assert rc == 0 and [e["id"] for e in result["skipped_images"]] == [IMAGE_B]
+
+
+@pytest.mark.parametrize("bad", ["", "../etc", ".hidden", "a/b"])
+def test_an_image_id_that_cannot_be_one_fails_before_anything_is_done(run_module, cloud, bad):
+    rc, result = run_module(imagecache_link.main, args(cloud, image_ids=[IMAGE_B, bad], prune=True))
+
+    assert rc == 1 and "image_ids" in result["msg"] and repr(bad) in result["msg"]
+    assert os.listdir(cloud["base"]) == [] and not cloud["state"].exists()

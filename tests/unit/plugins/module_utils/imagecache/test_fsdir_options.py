@@ -14,7 +14,7 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.fsdir 
     open_regular,
     open_subdir,
 )
-from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.options import parse_id, parse_mode
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.options import parse_id, parse_image_ids, parse_mode
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import FileFacts, Image, source_refusal
 
 NOVA = 65534
@@ -168,3 +168,11 @@ def test_root_files_in_a_store_root_does_not_own_are_refused():
     assert source_refusal(root_file, 0) is None  # a store of root's (the local cloud's)
     assert source_refusal(glance_file, 161) is None
     assert source_refusal(glance_file._replace(uid=107), 161) is None  # chowned to owner by an earlier run
+
+
+def test_image_ids():
+    assert parse_image_ids([]) is None  # no scope: the whole list
+    assert parse_image_ids(["a", "b", "a"]) == frozenset({"a", "b"})
+    for bad in ("", ".", "..", "../x", "a/b", "a\0b"):
+        with pytest.raises(ValueError, match="image_ids"):
+            parse_image_ids(["good", bad])

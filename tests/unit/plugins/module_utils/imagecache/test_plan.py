@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.inspect import Header
+from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.naming import cache_name
 from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan import (
     ALREADY,
     LINK,
@@ -18,8 +19,11 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._imagecache.plan i
     Wanted,
     attribute_fixes,
     decide,
+    in_scope,
     plan_prune,
     preselect,
+    scope_names,
+    scoped_records,
 )
 
 NOW = 1_800_000_000.0
@@ -141,3 +145,18 @@ def test_prune_plan():
     assert plan.prune == ["deactivated-link", "gone-image"]
     assert plan.kept == {"in-use": "backing file of an instance disk"}
     assert sorted(plan.forget) == ["replaced", "vanished"]
+
+
+def test_a_scope_covers_its_ids_only_and_no_scope_covers_all():
+    assert in_scope("img-1", None) and in_scope(["not", "hashable"], None)
+    assert in_scope("img-1", frozenset({"img-1"})) and not in_scope("img-2", frozenset({"img-1"}))
+    assert not in_scope(["not", "hashable"], frozenset({"img-1"})) and not in_scope(None, frozenset({"img-1"}))
+
+
+def test_a_scoped_prune_judges_only_the_records_of_its_images():
+    recorded = {cache_name("img-%d" % n): Recorded("img-%d" % n, 1, n) for n in (1, 2, 3)}
+    names = scope_names(frozenset({"img-1", "img-9"}))
+
+    assert scope_names(None) is None and scoped_records(recorded, None) is recorded
+    assert names == {cache_name("img-1"), cache_name("img-9")}
+    assert scoped_records(recorded, names) == {cache_name("img-1"): Recorded("img-1", 1, 1)}
