@@ -17,111 +17,21 @@ Rows (each prints PASS or FAIL and why):
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib.util
 import json
 import logging
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from types import SimpleNamespace
 
 import openstack
 
-
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def collection_root() -> str:
-    """The collection under test, wherever ansible-test put this target: the collections path, or above this file."""
-    for root in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
-        if root and os.path.isdir(os.path.join(root, "ansible_collections", "osops", "lifecycle")):
-            return os.path.join(root, "ansible_collections", "osops", "lifecycle")
-    return os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4))
-
-
-PLUGIN = os.path.join(collection_root(), "extensions", "eda", "plugins", "event_source", "openstack_notifications.py")
-spec = importlib.util.spec_from_file_location("openstack_notifications", PLUGIN)
-source = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(source)
-
-TAG = "eda-" + uuid.uuid4().hex[:6]
-
-
-class Listener:
-    """The plugin's main() in a thread of its own, as ansible-rulebook runs it; events kept with their arrival."""
-
-    def __init__(self, url: str, **args):
-        self.events: list[tuple[float, dict]] = []
-        self.args = dict(args, urls=[url], queue=args.get("queue", "%s-%s" % (TAG, uuid.uuid4().hex[:4])),
-                         reconnect_max=2)
-        self.loop = asyncio.new_event_loop()
-        self.task = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    async def put(self, event: dict) -> None:
-        self.events.append((time.monotonic(), event))
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.task = self.loop.create_task(source.main(self, self.args))
-        try:
-            self.loop.run_until_complete(self.task)
-        except asyncio.CancelledError:
-            pass
-
-    def wait(self, match, timeout: float = 60) -> tuple[float, dict] | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for arrived, event in list(self.events):
-                if match(event):
-                    return arrived, event
-            time.sleep(0.05)
-        return None
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.loop.call_soon_threadsafe(self.task.cancel)
-        self.thread.join(10)
-
-
-def about(event_type: str, resource_id: str):
-    return lambda event: event["event_type"] == event_type and (event["resource"] or {}).get("id") == resource_id
-
-
-def queue_messages(url: str, name: str) -> int | None:
-    """Messages waiting in a queue (passive declare: never creates it), None if it does not exist."""
-    import aio_pika
-
-    async def count():
-        connection = await aio_pika.connect(url)
-        async with connection:
-            channel = await connection.channel()
-            try:
-                queue = await channel.declare_queue(name, passive=True)
-            except aio_pika.exceptions.ChannelClosed:
-                return None
-            return queue.declaration_result.message_count
-
-    return asyncio.run(count())
-
-
-def publish(url: str, exchange: str, routing_key: str, body: bytes) -> None:
-    import aio_pika
-
-    async def send():
-        connection = await aio_pika.connect(url)
-        async with connection:
-            channel = await connection.channel()
-            target = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=False)
-            await target.publish(aio_pika.Message(body=body), routing_key=routing_key)
-
-    asyncio.run(send())
+sys.path.insert(0, os.path.join(HERE, "..", "setup_eda"))
+from eda_rig import TAG, Listener, about, publish, queue_messages, source  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def new_image(conn, name: str):
