@@ -96,3 +96,44 @@ def test_reconnects_back_off_up_to_the_ceiling():
     waits = [source.backoff(attempt, 30) for attempt in range(12)]
     assert waits[0] <= 0.5 and waits[-1] <= 30 and waits[-1] >= 24
     assert all(later >= earlier * 0.8 for earlier, later in zip(waits, waits[1:]))
+
+
+def _image_event(event_type: str, image_id: str = "i1", status: str = "active") -> dict:
+    return {"event_type": event_type, "payload": {"id": image_id, "status": status},
+            "resource": {"kind": "image", "id": image_id}}
+
+
+def test_quiet_updates_drops_glances_echo_of_an_activation():
+    quiet = source.QuietUpdates(10)
+    assert quiet.passes(_image_event("image.activate"), 100.0)
+    assert not quiet.passes(_image_event("image.update"), 100.03)   # Glance's own follow-up
+    assert not quiet.passes(_image_event("image.update"), 105.0)    # a property change soon after
+    assert quiet.passes(_image_event("image.update"), 111.0)        # past the window
+
+
+def test_quiet_updates_keeps_a_change_of_status_other_resources_and_non_updates():
+    quiet = source.QuietUpdates(10)
+    assert quiet.passes(_image_event("image.update", status="saving"), 100.0)
+    assert quiet.passes(_image_event("image.update", status="active"), 100.1)   # became active: kept
+    assert quiet.passes(_image_event("image.update", image_id="i2"), 100.2)     # another image
+    assert quiet.passes(_image_event("image.delete", status="deleted"), 100.3)  # never drops a non-update
+    assert quiet.passes(_image_event("image.delete", status="deleted"), 100.4)
+
+
+def test_quiet_updates_off_and_events_without_resource_pass():
+    assert source.QuietUpdates(0).passes(_image_event("image.update"), 1.0)
+    quiet = source.QuietUpdates(10)
+    assert quiet.passes({"event_type": "image.update", "payload": {}, "resource": None}, 1.0)
+
+
+def test_quiet_updates_memory_is_bounded():
+    quiet = source.QuietUpdates(1, remembered=10)
+    for number in range(50):
+        quiet.passes(_image_event("image.activate", image_id="i%d" % number), float(number * 2))
+    assert len(quiet.last) <= 11
+
+
+def test_quiet_updates_option_is_checked():
+    assert source.settings_from({"urls": ["amqp://h"], "quiet_updates": 2})["quiet_updates"] == 2
+    with pytest.raises(ValueError, match="quiet_updates"):
+        source.settings_from({"urls": ["amqp://h"], "quiet_updates": -1})

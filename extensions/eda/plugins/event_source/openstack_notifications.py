@@ -68,6 +68,15 @@ options:
     description: The longest wait between two connection attempts, in seconds.
     type: float
     default: 30
+  quiet_updates:
+    description:
+      - Seconds after an event about a resource during which C(*.update) notifications about the same resource
+        with the same status are dropped (0 keeps them all). Glance follows every C(image.activate) with an
+        C(image.update) within milliseconds; a rulebook that acts on both would act twice.
+      - Only updates are ever dropped, and only those that follow another event about the same resource without
+        a change of status (C(status), or C(state) in Nova's payloads).
+    type: float
+    default: 0
 """
 
 EXAMPLES = r"""
@@ -92,6 +101,7 @@ import os
 import random
 import socket
 import ssl
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -162,6 +172,32 @@ def to_event(notification: dict, exchange: str = "", routing_key: str = "") -> d
     }
 
 
+class QuietUpdates:
+    """Drops ``*.update`` events that repeat the status of an event about the same resource ``seconds`` before."""
+
+    def __init__(self, seconds: float, remembered: int = 10000):
+        self.seconds = seconds
+        self.remembered = remembered
+        self.last: dict[tuple[str, str], tuple[float, object]] = {}
+
+    def passes(self, event: dict, now: float) -> bool:
+        resource = event.get("resource")
+        if not self.seconds or not resource:
+            return True
+        key = (resource["kind"], resource["id"])
+        payload = event.get("payload") or {}
+        status = payload.get("status", payload.get("state"))
+        previous = self.last.get(key)
+        if (event["event_type"].endswith(".update") and previous is not None and now - previous[0] < self.seconds
+                and previous[1] == status):
+            return False
+        self.last[key] = (now, status)
+        if len(self.last) > self.remembered:
+            # bounded memory: forget what is past the window
+            self.last = {k: seen for k, seen in self.last.items() if now - seen[0] < self.seconds}
+        return True
+
+
 def wanted(event_type: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in patterns)
 
@@ -202,10 +238,13 @@ def settings_from(args: dict) -> dict:
         "queue_ttl": int(args.get("queue_ttl", 86400)),
         "exchange_durable": bool(args.get("exchange_durable", False)),
         "reconnect_max": float(args.get("reconnect_max", 30)),
+        "quiet_updates": float(args.get("quiet_updates", 0)),
         "ca_file": args.get("ca_file"), "cert_file": args.get("cert_file"), "key_file": args.get("key_file"),
     }
     if settings["queue_max_length"] < 1 or settings["queue_ttl"] < 1 or settings["reconnect_max"] <= 0:
         raise ValueError("queue_max_length, queue_ttl and reconnect_max must be above 0")
+    if not 0 <= settings["quiet_updates"] < 86400:
+        raise ValueError("quiet_updates: seconds from 0 to 86400")
     return settings
 
 
@@ -223,7 +262,8 @@ def _ssl_context(settings: dict) -> ssl.SSLContext | None:
     return context
 
 
-async def _consume(url: str, settings: dict, queue: asyncio.Queue, connected: asyncio.Event) -> None:
+async def _consume(url: str, settings: dict, queue: asyncio.Queue, connected: asyncio.Event,
+                   quiet: QuietUpdates) -> None:
     """One connection: declare the own queue, bind it, put notifications on ``queue`` until the connection ends."""
     import aio_pika  # the decision environment's dependency (extensions/eda/requirements.txt)
 
@@ -253,7 +293,9 @@ async def _consume(url: str, settings: dict, queue: asyncio.Queue, connected: as
                                 message.exchange, message.routing_key, error)
                     return
                 if wanted(notification["event_type"], settings["event_types"]):
-                    await queue.put(to_event(notification, message.exchange or "", message.routing_key or ""))
+                    event = to_event(notification, message.exchange or "", message.routing_key or "")
+                    if quiet.passes(event, time.monotonic()):
+                        await queue.put(event)
 
         await own.consume(deliver)
         connected.set()
@@ -263,12 +305,13 @@ async def _consume(url: str, settings: dict, queue: asyncio.Queue, connected: as
 async def main(queue: asyncio.Queue, args: dict[str, Any]) -> None:
     """Consume until cancelled; every lost connection is retried, brokers in turn, with backoff."""
     settings = settings_from(args)
+    quiet = QuietUpdates(settings["quiet_updates"])  # across reconnections
     attempt = 0
     while True:
         url = settings["urls"][attempt % len(settings["urls"])]
         connected = asyncio.Event()
         try:
-            await _consume(url, settings, queue, connected)
+            await _consume(url, settings, queue, connected, quiet)
             LOG.warning("openstack_notifications: connection to %s closed", redact(url))
         except asyncio.CancelledError:
             raise

@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -130,7 +131,7 @@ class Rulebook:
         environ = dict(os.environ, OSOPS_NOTIFICATIONS_URL=url)
         self.process = subprocess.Popen(
             ["ansible-rulebook", "-i", inventory, "--rulebook", "osops.lifecycle." + name],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ, start_new_session=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -170,6 +171,11 @@ class Rulebook:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # a playbook the rulebook was running outlives it otherwise (its output pipe gone, it hangs)
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         if not keep_queue:
             delete_queue(self.url, self.queue)
 
