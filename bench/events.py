@@ -123,7 +123,10 @@ class Bench:
                 server = self.conn.compute.create_server(name="bench-events-%d" % index, image_id=image.id,
                                                          flavor_id=flavor.id, networks=[{"uuid": network.id}])
                 self.servers.append(server.id)
-                metadata = lambda: self.conn.compute.get_server_metadata(server.id).metadata or {}  # noqa: E731
+
+                def metadata(server_id=server.id) -> dict:
+                    return self.conn.compute.get_server_metadata(server_id).metadata or {}
+
                 eda_rig.wait_until(lambda: "lease_expires" in metadata(), 120, 0.1)
                 leased = time.monotonic()
                 created.append(leased - started)

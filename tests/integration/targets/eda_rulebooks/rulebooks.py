@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "setup_eda"))
 import eda_rig  # noqa: E402  pylint: disable=wrong-import-position
 
-ROLLOUT_START = r"^PLAY \[Read the image list from Glance, once\]"
+ROLLOUT_START = r"^PLAY \[Image cache rollout for one event\]"
 RUN_END = r"^PLAY RECAP"
 LEASE_START = r"^PLAY \[Lease of the resource an event names\]"
 IMAGECACHE_QUEUE, LEASES_QUEUE = "osops-lifecycle-imagecache", "osops-lifecycle-leases"
@@ -138,9 +138,9 @@ class Rows:
 
     @staticmethod
     def assert_no_overlap(rulebook: eda_rig.Rulebook) -> None:
-        marks = [line for _, line in rulebook.lines if line.startswith(("PLAY [Read the image list", "PLAY RECAP"))]
+        marks = [entry[1] for entry in rulebook.lines if entry[1].startswith(("PLAY [Image cache rollout", "PLAY RECAP"))]
         for first, second in zip(marks[::2], marks[1::2]):
-            assert first.startswith("PLAY [Read") and second.startswith("PLAY RECAP"), "two rollouts overlapped"
+            assert first.startswith("PLAY [Image cache rollout") and second.startswith("PLAY RECAP"), "two rollouts overlapped"
 
     def delete_prunes(self) -> str:
         rulebook = self.cache_rulebook()
@@ -236,7 +236,7 @@ class Rows:
             assert not any(key.startswith("lease_") for key in self.lease_of("volume", ids["keep"])), \
                 "the exempt volume got a lease"
             self.lease_ids = ids
-            return "leases written (seconds after the create call returned): %s; the exempt volume has none" % ", ".join(
+            return "leases present (waited for in turn after creating all four): %s; the exempt volume has none" % ", ".join(
                 "%s %.1fs" % item for item in waited.items())
         finally:
             rulebook.stop()

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+
 def collection_root() -> str:
     """The collection under test, wherever ansible-test put this target: the collections path, or above this file."""
     for root in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep):
@@ -105,8 +106,6 @@ def publish(url: str, exchange: str, routing_key: str, body: bytes) -> None:
     asyncio.run(send())
 
 
-
-
 def delete_queue(url: str, name: str) -> None:
     """Remove a queue and what waits in it (a rulebook's queue keeps events while nobody reads it)."""
     import aio_pika
@@ -149,7 +148,7 @@ class Rulebook:
         return time.monotonic() - started
 
     def output(self) -> str:
-        return "".join(line for _, line in self.lines)
+        return "".join(entry[1] for entry in self.lines)
 
     def count(self, pattern: str) -> int:
         return len(re.findall(pattern, self.output(), re.MULTILINE))
