@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: lease_mail_delivery
 short_description: Which owners' lease mails were accepted
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes the registered result of a C(community.general.mail) loop over owner digest entries and says which owners were told.
   - An owner is told only when the mail task succeeded and the server did not refuse the owner's address

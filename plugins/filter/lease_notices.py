@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: lease_notices
 short_description: The resources of one host whose owners were told, for resource_lease state=notified
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes the output of P(osops.lifecycle.lease_owner_digest#filter), an inventory host and the owners whose
     mails were accepted, and returns the resources to record the notice on, as

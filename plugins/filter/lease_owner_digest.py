@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: lease_owner_digest
 short_description: One lease notice per owner across clouds, from lease_reap results of many hosts
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes a dictionary of inventory host (a cloud or region) to registered M(osops.lifecycle.lease_reap)
     result and merges the per-owner digests, so each owner gets one mail for everything of theirs on every

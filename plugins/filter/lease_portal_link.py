@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: lease_portal_link
 short_description: The lease portal link for one owner's mail
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes one owner's digest entry (from P(osops.lifecycle.lease_owner_digest#filter)) and returns the URL of the
     lease portal page for exactly the resources of that entry, with a signed token that expires.

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: lease_removal_digest
 short_description: What a reap removed, per owner across clouds
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes a dictionary of inventory host to registered M(osops.lifecycle.lease_reap) result (of a run with
     O(osops.lifecycle.lease_reap#module:reap=true)) and lists, per owner, the resources removed or softened

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: lease_report
 short_description: The operators' report of a lease cycle
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes a dictionary of inventory host to registered M(osops.lifecycle.lease_reap) result and returns the
     summary the report templates show (counts by status, kind and project, expiries per week ahead, removals,

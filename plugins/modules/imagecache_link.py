@@ -128,9 +128,10 @@ options:
     description:
       - What to do when a hard link is impossible (different mounts, C(EXDEV); or C(EPERM) under
         C(fs.protected_hardlinks)).
-      - V(fail) reports an error naming both mounts. V(reflink) clones the file (FICLONE; XFS with
-        reflink, Btrfs, NFS 4.2). V(copy) copies it. Both write a temp file, fsync it and link it to
-        the final name. Never a symlink.
+      - V(fail) reports an error naming both mounts. V(reflink) clones the file (FICLONE; tested on
+        Btrfs; XFS with C(reflink=1) and NFS 4.2 should work as far as they support FICLONE, untested).
+        V(copy) copies it. Both write a temp file, fsync it and link it to the final name. Never a
+        symlink.
     type: str
     choices: [fail, reflink, copy]
     default: fail
