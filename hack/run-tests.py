@@ -419,20 +419,212 @@ def step_build(tally: Tally, args) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# The operator's side of the execution environment (issue 17): the collection tarball,
+# unpacked, carries its own EE definition, and ansible-builder alone makes the context.
+EE_SHIPPED = os.path.join("extensions", "ee", "execution-environment.yml")
+EE_TARBALL = "osops-lifecycle.tar.gz"  # the fixed name the shipped definition takes beside it
+EE_FILES = ("extensions/ee/execution-environment.yml", "extensions/ee/requirements.yml",
+            "meta/execution-environment.yml", "requirements.txt", "bindep.txt")
+
+
+def pinned(name: str) -> str:
+    """The name==version line of hack/constraints.txt."""
+    with open(os.path.join(REPO, "hack", "constraints.txt")) as handle:
+        for line in handle:
+            line = line.split("#")[0].strip()
+            if line.lower().startswith(name.lower() + "=="):
+                return line
+    raise LookupError("%s is not pinned in hack/constraints.txt" % name)
+
+
+def in_dev_env(entry: str) -> bool:
+    """Is this path inside the development environment (its venv)?"""
+    dev = {os.path.realpath(p) for p in (sys.prefix, os.environ.get("VIRTUAL_ENV"), os.path.join(REPO, ".venv")) if p}
+    real = os.path.realpath(entry)
+    return any(real == d or real.startswith(d + os.sep) for d in dev)
+
+
+def operator_env(bin_dir: str | None) -> dict:
+    """This environment without the development one: neither its venv on PATH nor ANSIBLE_*,
+    VIRTUAL_ENV, PYTHONPATH; bin_dir (a venv of the operator's tools) first on PATH."""
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not in_dev_env(p)]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ANSIBLE_") and k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env["PATH"] = os.pathsep.join(([bin_dir] if bin_dir else []) + path)
+    return env
+
+
+def builder_venv() -> str:
+    """bin/ of a venv holding only ansible-builder (hack/constraints.txt's version), made by the
+    python3 of the clean PATH. Kept in the test state directory; remade when its
+    ansible-builder does not run or is another version."""
+    pin = pinned("ansible-builder")
+    venv = os.path.join(state_home("OSOPS_TEST_HOME", ".test-state"), "ee-builder-venv")
+    builder = os.path.join(venv, "bin", "ansible-builder")
+    env = operator_env(None)
+    if os.path.exists(builder):
+        proc = subprocess.run([builder, "--version"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, check=False)
+        if proc.returncode == 0 and proc.stdout.strip() == pin.split("==")[1]:
+            print("reusing %s (ansible-builder %s)" % (venv, proc.stdout.strip()), flush=True)
+            return os.path.dirname(builder)
+    shutil.rmtree(venv, ignore_errors=True)
+    python = shutil.which("python3", path=env["PATH"])
+    if not python:
+        raise RuntimeError("no python3 on PATH outside the development environment")
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
+    for cmd in ([python, "-m", "venv", venv],
+                [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q",
+                 "-c", os.path.join(REPO, "hack", "constraints.txt"), pin]):
+        if run(cmd, env=env).returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise RuntimeError("could not make the ansible-builder venv: %s" % " ".join(cmd))
+    return os.path.dirname(builder)
+
+
+def ee_twins_agree() -> bool:
+    """The checkout's execution-environment.yml and the shipped extensions/ee one build the same
+    image: same base, interpreter, ansible-core/runner, build steps, collections, and this
+    collection's requirements files (those meta/execution-environment.yml names)."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    def load(path):
+        with open(path) as handle:
+            return yaml.safe_load(handle)
+
+    ok = True
+    defs = {}
+    for path in ("execution-environment.yml", EE_SHIPPED):
+        full = os.path.join(REPO, path)
+        ee = load(full)
+        deps = ee["dependencies"]
+        here = os.path.dirname(full)
+        defs[path] = {
+            "images": ee.get("images"),
+            "steps": ee.get("additional_build_steps"),
+            "dests": [f["dest"] for f in ee.get("additional_build_files", [])],
+            "tarballs": [os.path.basename(f["src"]) for f in ee.get("additional_build_files", [])],
+            "deps": {k: v for k, v in deps.items() if k not in ("galaxy", "python", "system")},
+            "collections": load(os.path.join(here, deps["galaxy"]))["collections"],
+            "python": os.path.realpath(os.path.join(here, deps["python"])),
+            "system": os.path.realpath(os.path.join(here, deps["system"])),
+        }
+    meta = load(os.path.join(REPO, "meta", "execution-environment.yml"))["dependencies"]
+    for path, found in defs.items():
+        for kind in ("python", "system"):
+            if found[kind] != os.path.realpath(os.path.join(REPO, meta[kind])):
+                print("%s: %s is %s, not meta/execution-environment.yml's %s" % (path, kind, found[kind], meta[kind]))
+                ok = False
+        if found["tarballs"] != [EE_TARBALL]:
+            print("%s: additional_build_files should take one %s" % (path, EE_TARBALL))
+            ok = False
+    root, shipped = defs["execution-environment.yml"], defs[EE_SHIPPED]
+    for key in ("images", "steps", "dests", "deps", "collections"):
+        if root[key] != shipped[key]:
+            print("the two EE definitions differ in %s:\n  %s\n  %s" % (key, root[key], shipped[key]))
+            ok = False
+    return ok
+
+
+def sha256(path: str) -> str:
+    import hashlib  # pylint: disable=import-outside-toplevel
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
 def step_ee(tally: Tally, args) -> None:
+    import yaml  # pylint: disable=import-outside-toplevel
+
     work = tempfile.mkdtemp(prefix="osops-ee-")
     try:
+        # From the checkout: hack/ee-context and the repository root's definition.
         context = os.path.join(work, "context")
         rc = run([os.path.join(REPO, "hack", "ee-context"), "--context", context]).returncode
         containerfile = os.path.join(context, "Containerfile")
         tally.add("ee", "ansible-builder create", rc == 0 and os.path.isfile(containerfile))
-        if rc != 0:
+        if rc == 0:
+            with open(containerfile) as handle:
+                built = handle.read()
+            shipped = os.path.join(context, "_build", "collections", EE_TARBALL)
+            tally.add("ee", "build context carries this collection and installs the collections",
+                      os.path.isfile(shipped) and "ansible-galaxy collection install" in built)
+        tally.add("ee", "the checkout's and the shipped EE definitions agree", ee_twins_agree())
+
+        # From the tarball alone, as an operator: a fresh venv with nothing but
+        # ansible-builder, no development environment on PATH, no ANSIBLE_* variables.
+        dist = os.path.join(work, "dist")
+        rc = run(["ansible-galaxy", "collection", "build", "--output-path", dist, REPO]).returncode
+        tarballs = glob.glob(os.path.join(dist, "osops-lifecycle-*.tar.gz"))
+        if rc != 0 or len(tarballs) != 1:
+            tally.add("ee", "tarball: ansible-galaxy collection build", False)
+            return
+        tarball = tarballs[0]
+        with tarfile.open(tarball) as archive:
+            names = set(archive.getnames())
+        missing = [name for name in EE_FILES if name not in names]
+        tally.add("ee", "tarball ships the EE definition and the requirements files (%s)" % ", ".join(EE_FILES),
+                  not missing)
+        if missing:
+            print("not in the tarball: %s" % missing)
+            return
+        try:
+            venv_bin = builder_venv()
+        except (RuntimeError, LookupError) as error:
+            print(error)
+            tally.add("ee", "a fresh venv with only ansible-builder", False)
+            return
+        env = operator_env(venv_bin)
+        clean = (shutil.which("ansible-builder", path=env["PATH"]) == os.path.join(venv_bin, "ansible-builder")
+                 and not os.path.exists(os.path.join(venv_bin, "ansible-galaxy"))
+                 and not any(in_dev_env(p) for p in env["PATH"].split(os.pathsep))
+                 and not any(k.startswith("ANSIBLE_") for k in env))
+        print("operator PATH: %s" % env["PATH"], flush=True)
+        tally.add("ee", "operator environment: a venv with ansible-builder and no Ansible, no dev env on PATH, "
+                  "no ANSIBLE_*", clean)
+
+        operator = os.path.join(work, "operator")
+        unpacked = os.path.join(operator, "osops-lifecycle")
+        os.makedirs(unpacked)
+        # the commands of docs/awx.md's "Execution environment from the tarball"
+        rc = run(["tar", "xzf", tarball, "-C", unpacked], cwd=operator, env=env).returncode
+        shutil.copy(tarball, os.path.join(unpacked, "extensions", "ee", EE_TARBALL))
+        context = os.path.join(operator, "context")
+        proc = run(["ansible-builder", "create", "-f", os.path.join("osops-lifecycle", EE_SHIPPED),
+                    "--context", context], cwd=operator, env=env)
+        containerfile = os.path.join(context, "Dockerfile")  # ansible-builder's default name
+        tally.add("ee", "from the unpacked tarball: ansible-builder create exits 0",
+                  rc == 0 and proc.returncode == 0 and os.path.isfile(containerfile))
+        if proc.returncode != 0 or not os.path.isfile(containerfile):
             return
         with open(containerfile) as handle:
             built = handle.read()
-        shipped = os.path.join(context, "_build", "collections", "osops-lifecycle.tar.gz")
-        tally.add("ee", "build context carries this collection and installs the collections",
-                  os.path.isfile(shipped) and "ansible-galaxy collection install" in built)
+        build = os.path.join(context, "_build")
+        copied = os.path.join(build, "collections", EE_TARBALL)
+        with open(os.path.join(build, "requirements.yml")) as handle:
+            collections = yaml.safe_load(handle)["collections"]
+        ours = {"name": "/tmp/osops-collections/%s" % EE_TARBALL, "type": "file"}
+        installs = ("COPY _build/collections/ /tmp/osops-collections/" in built
+                    and re.search(r"ansible-galaxy collection install .*-r requirements\.yml", built) is not None
+                    and os.path.isfile(copied) and sha256(copied) == sha256(tarball)
+                    and ours in collections
+                    and {"openstack.cloud", "community.general"} <= {c.get("name") for c in collections})
+        if not installs:
+            print("collections of the context: %s" % collections)
+        tally.add("ee", "from the unpacked tarball: the Containerfile installs this collection from the tarball",
+                  installs)
+
+        def same(name: str) -> bool:
+            context_file = os.path.join(build, name)
+            return (os.path.isfile(context_file)
+                    and sha256(context_file) == sha256(os.path.join(unpacked, name)))
+
+        with open(os.path.join(build, "requirements.txt")) as handle:
+            python = [line.split("#")[0].strip() for line in handle]
+        requirements = (same("requirements.txt") and same("bindep.txt")
+                        and any(re.match(r"openstacksdk\b", line) for line in python)
+                        and "--user-pip=requirements.txt" in built and "--user-bindep=bindep.txt" in built)
+        tally.add("ee", "from the unpacked tarball: the context installs requirements.txt (openstacksdk) "
+                  "and bindep.txt", requirements)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
