@@ -169,7 +169,12 @@ VARIABLE = re.compile(r"\b((?:lease|imagecache)_[a-z0-9_]*[a-z0-9])")
 
 # Names the docs may mention although nothing defines them any more, such as the old
 # name in a "renamed from" sentence; each must still appear in some doc.
-OLD_NAMES: frozenset[str] = frozenset()
+OLD_NAMES: frozenset[str] = frozenset({
+    # docs/upgrading.md: the lease role's portal settings before their rename (changelog 0.1.0)
+    "lease_portal_url", "lease_portal_link_days",
+    # docs/upgrading.md: computed values that are no longer role defaults (changelog 0.1.0)
+    "lease_results_of_play", "lease_scans_of_play", "lease_smtp",
+})
 
 
 def role_variables():
