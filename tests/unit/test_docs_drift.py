@@ -96,7 +96,7 @@ def test_version_added_is_never_later_than_the_collection():
     found = all_versions_added()
     # every module and filter documents it: the walk must see them
     plugins = glob.glob(path("plugins", "modules", "*.py")) + glob.glob(path("plugins", "filter", "*.py"))
-    assert len({where.split(".")[0] for where, _ in found}) >= len(plugins)
+    assert len({entry[0].split(".")[0] for entry in found}) >= len(plugins)
     later = [(where, value) for where, value in found
              if version_tuple(value) > version_tuple(COLLECTION_VERSION)]
     assert not later, "version_added later than galaxy.yml's %s: %s" % (COLLECTION_VERSION, later)
@@ -107,7 +107,7 @@ def test_tarball_names_in_the_docs_carry_the_collection_version():
     for filename in sorted(glob.glob(path("docs", "*.md"))):
         for version in re.findall(r"osops-lifecycle-(\d+\.\d+\.\d+)\.tar\.gz", read(filename)):
             named.append((os.path.basename(filename), version))
-    assert all(version == COLLECTION_VERSION for _, version in named), named
+    assert all(entry[1] == COLLECTION_VERSION for entry in named), named
 
 
 # --- AWX templates ------------------------------------------------------------------
@@ -148,13 +148,13 @@ def awx_doc_table():
 def test_awx_doc_lists_the_templates_awx_setup_creates():
     created = awx_setup_templates()
     assert created["job"] and created["workflow"]
-    listed, _ = awx_doc_table()
+    listed = awx_doc_table()[0]
     assert listed == created["job"] | created["workflow"]
 
 
 def test_awx_doc_counts_the_templates_awx_setup_creates():
     created = awx_setup_templates()
-    _, intro = awx_doc_table()
+    intro = awx_doc_table()[1]
     intro = " ".join(intro.split())
     jobs = re.search(r"\b(\w+) job templates?\b", intro)
     workflows = re.search(r"\b(\w+) workflow templates?\b", intro)
@@ -227,5 +227,5 @@ def test_role_variables_named_in_the_docs_exist():
 
 
 def test_old_names_allowed_in_the_docs_are_still_mentioned():
-    mentioned = {name for _, _, name in doc_code_names()}
+    mentioned = {entry[2] for entry in doc_code_names()}
     assert OLD_NAMES <= mentioned, "drop from OLD_NAMES: %s" % sorted(OLD_NAMES - mentioned)
