@@ -16,7 +16,6 @@ Rows (each prints PASS or FAIL and why):
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import openstack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "setup_eda"))
-from eda_rig import TAG, Listener, about, publish, queue_messages, source  # noqa: E402  pylint: disable=wrong-import-position
+from eda_rig import TAG, Listener, about, publish, queue_messages, run_rows, source  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def new_image(conn, name: str):
@@ -232,28 +231,8 @@ ROWS = ("own_queue", "lifecycle_events", "malformed", "event_filter", "rulebook"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--rows", default=",".join(ROWS))
-    args = parser.parse_args()
-    with open(args.config) as handle:
-        config = json.load(handle) if args.config.endswith(".json") else __import__("yaml").safe_load(handle)
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
-    rows = Rows(config)
-    failed = 0
-    try:
-        for name in args.rows.split(","):
-            started = time.monotonic()
-            try:
-                said = getattr(rows, name)()
-                print("PASS %s (%.1fs): %s" % (name, time.monotonic() - started, said), flush=True)
-            except Exception as error:  # pylint: disable=broad-except
-                failed += 1
-                print("FAIL %s (%.1fs): %s: %s" % (name, time.monotonic() - started, type(error).__name__, error),
-                      flush=True)
-    finally:
-        rows.clean()
-    return 1 if failed else 0
+    return run_rows(Rows, ROWS)
 
 
 if __name__ == "__main__":

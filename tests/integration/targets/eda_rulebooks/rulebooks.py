@@ -20,7 +20,6 @@ Rows (each prints PASS or FAIL and why):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -291,27 +290,7 @@ ROWS = ("link_one", "burst", "delete_prunes", "forged_delete", "lease_enrol", "l
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--rows", default=",".join(ROWS))
-    args = parser.parse_args()
-    with open(args.config) as handle:
-        config = json.load(handle) if args.config.endswith(".json") else __import__("yaml").safe_load(handle)
-    rows = Rows(config)
-    failed = 0
-    try:
-        for name in args.rows.split(","):
-            started = time.monotonic()
-            try:
-                said = getattr(rows, name)()
-                print("PASS %s (%.1fs): %s" % (name, time.monotonic() - started, said), flush=True)
-            except Exception as error:  # pylint: disable=broad-except
-                failed += 1
-                print("FAIL %s (%.1fs): %s: %s" % (name, time.monotonic() - started, type(error).__name__, error),
-                      flush=True)
-    finally:
-        rows.clean()
-    return 1 if failed else 0
+    return eda_rig.run_rows(Rows, ROWS)
 
 
 if __name__ == "__main__":

@@ -245,3 +245,31 @@ def wait_until(done, timeout: float, interval: float = 0.05) -> float | None:
             return time.monotonic() - started
         time.sleep(interval)
     return None
+
+
+def run_rows(make_rows, names: tuple[str, ...]) -> int:
+    """The event targets' main(): --config and --rows; each row prints PASS or FAIL and why; 1 if any failed."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--rows", default=",".join(names))
+    args = parser.parse_args()
+    with open(args.config) as handle:
+        config = json.load(handle) if args.config.endswith(".json") else __import__("yaml").safe_load(handle)
+    rows = make_rows(config)
+    failed = 0
+    try:
+        for name in args.rows.split(","):
+            started = time.monotonic()
+            try:
+                said = getattr(rows, name)()
+                print("PASS %s (%.1fs): %s" % (name, time.monotonic() - started, said), flush=True)
+            except Exception as error:  # pylint: disable=broad-except
+                failed += 1
+                print("FAIL %s (%.1fs): %s: %s" % (name, time.monotonic() - started, type(error).__name__, error),
+                      flush=True)
+    finally:
+        rows.clean()
+    return 1 if failed else 0
