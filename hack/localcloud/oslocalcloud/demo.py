@@ -115,6 +115,8 @@ def scenario(args):
         "lease_seal_enforced_from": keys_module.format_time(now - timedelta(days=90)),
         # the demo estate is small: allow this run's few removals
         "lease_max_remove_percent": 50,
+        # the lab has been running for weeks: removal is on (lease_cycle is a dry run without it)
+        "lease_reap_remove": True,
     }
     with open(args.out, "w") as handle:
         json.dump(settings, handle, indent=1)

@@ -13,7 +13,8 @@ trap 'python3 cycle.py cleanup "$state"; "${mailsink[@]}" refuse --none' EXIT
 "${mailsink[@]}" clear   # the checks count what arrives from here on
 python3 cycle.py setup "$state"
 check() { python3 cycle.py expect "$state" "$1"; }
-cycle() { ansible-playbook -i "$inventory" -e "@$vars" osops.lifecycle.lease_cycle "$@"; }
+# removal on, as after the first-day checklist (docs/operating.md); without it the cycle is a dry run
+cycle() { ansible-playbook -i "$inventory" -e "@$vars" -e lease_reap_remove=true osops.lifecycle.lease_cycle "$@"; }
 # a run that must end red (the report is still written)
 cycle_fails() { if cycle "$@"; then echo "the cycle should have failed"; exit 1; fi; }
 resource_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resources"][sys.argv[2]]["id"])' "$state" "$1"; }
