@@ -229,3 +229,26 @@ def test_role_variables_named_in_the_docs_exist():
 def test_old_names_allowed_in_the_docs_are_still_mentioned():
     mentioned = {entry[2] for entry in doc_code_names()}
     assert OLD_NAMES <= mentioned, "drop from OLD_NAMES: %s" % sorted(OLD_NAMES - mentioned)
+
+
+def test_readme_leads_operators_to_the_operating_guide_before_the_developer_quick_start():
+    readme = read("README.md")
+    assert "(docs/operating.md)" in readme
+    assert readme.index("(docs/operating.md)") < readme.index("## Quick start")
+
+
+def test_operating_guide_settings_are_role_variables():
+    """The settings an operator copies from docs/operating.md are all options of the lease role."""
+    text = read("docs", "operating.md")
+    block = re.search(r"Save this as `~/osops/lease-settings.yml`.*?```yaml\n(.*?)```", text, re.S)
+    assert block, "docs/operating.md lost its settings block"
+    settings = yaml.safe_load(block.group(1))
+    unknown = sorted(set(settings) - role_variables())
+    assert not unknown, "docs/operating.md sets variables the lease role does not take: %s" % unknown
+
+
+def test_lease_playbooks_leave_removal_to_the_operator():
+    """lease_cycle and reap are dry runs for removal unless the operator sets lease_reap_remove."""
+    for playbook in ("lease_cycle.yml", "reap.yml"):
+        for play in load("playbooks", playbook):
+            assert "lease_reap_remove" not in (play.get("vars") or {}), playbook
