@@ -252,3 +252,46 @@ def test_lease_playbooks_leave_removal_to_the_operator():
     for playbook in ("lease_cycle.yml", "reap.yml"):
         for play in load("playbooks", playbook):
             assert "lease_reap_remove" not in (play.get("vars") or {}), playbook
+
+
+DEFAULT_CLAIMS = (
+    re.compile(r"`((?:lease|imagecache)_\w+)`,? (\S+?),? by default"),
+    re.compile(r"`((?:lease|imagecache)_\w+)` \(default:? `?([^`),]+)`?[),]"),
+    re.compile(r"`((?:lease|imagecache)_\w+)` defaults to `?([^`\s,]+)`?"),
+    re.compile(r"`((?:lease|imagecache)_\w+)`,? default (on|off|true|false|\d+)\b"),
+)
+HOME_LOOKUP = re.compile(r"\{\{\s*lookup\('ansible\.builtin\.env', 'HOME'\)\s*\}\}")
+
+
+def role_defaults():
+    defaults = {}
+    for role in glob.glob(path("roles", "*")):
+        if os.path.exists(os.path.join(role, "defaults", "main.yml")):
+            defaults.update(load(role, "defaults", "main.yml") or {})
+    return defaults
+
+
+def as_documented(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return HOME_LOOKUP.sub("~", str(value))
+
+
+def test_defaults_stated_in_the_docs_are_the_roles_defaults():
+    """"`lease_x`, 7 by default", "`lease_x` (default `y`)", "`lease_x` defaults to y": the role's defaults."""
+    defaults, wrong, claims = role_defaults(), [], 0
+    words = {"on": "true", "off": "false", "yes": "true", "no": "false"}
+    for doc in glob.glob(path("docs", "*.md")) + [path("README.md")]:
+        with open(doc) as handle:
+            text = " ".join(handle.read().split())
+        for pattern in DEFAULT_CLAIMS:
+            for match in pattern.finditer(text):
+                name, claimed = match.group(1), match.group(2).strip("`").replace("$HOME", "~")
+                if name not in defaults:
+                    continue
+                claims += 1
+                if words.get(claimed.lower(), claimed) != as_documented(defaults[name]):
+                    wrong.append("%s: %s documented as %r, the default is %r" % (
+                        os.path.basename(doc), name, claimed, defaults[name]))
+    assert claims >= 3, "the docs state no defaults any more: this test lost its subject"
+    assert not wrong, wrong
