@@ -283,6 +283,26 @@ digest:
         extend_command:
           description: "The C(openstack) command with which the owner asks for an extension of O(extend_command_days) days (C(<prefix>extend=N))."
           type: str
+        action:
+          description:
+            - "What is done to it once its lease has run out, the verb configured for its kind: C(delete), C(stop) or
+              C(shelve) for servers (O(server_action)), C(deactivate) or C(delete) for images (O(image_action)), C(delete)
+              for volumes and snapshots."
+          type: str
+        action_on:
+          description:
+            - "The earliest that is done (ISO 8601 UTC), assuming this notice is sent now: never before the expiry, never
+              before the last milestone's notice plus O(grace_days). A later run, an extension or a resource in use
+              moves it later, never earlier."
+          type: str
+        last_notice_on:
+          description:
+            - "When the owner gets the last milestone's notice before that (ISO 8601 UTC): its day, or now when that day
+              has passed (this notice is then the last one)."
+          type: str
+        overdue:
+          description: "The resource expired before this notice: its owner was not told in time, so it is acted on only from C(action_on)."
+          type: bool
 counts:
   description: Counts of this run's decisions.
   returned: always

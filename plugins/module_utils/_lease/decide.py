@@ -20,7 +20,7 @@ from typing import Callable
 
 from .keys import LeaseKeys, LeaseRecord, LeaseValueError, effective_change, format_time, parse_time, read_lease, shorten
 from .owners import Owner
-from .policy import INVALID, NONE, NOTIFY, REMOVE, WRITE_LEASE, Decision, Policy, classify, extend
+from .policy import INVALID, NONE, NOTIFY, REMOVE, WRITE_LEASE, ActionDates, Decision, Policy, action_dates, classify, extend
 from .kind_table import KIND, PAST, kind_rank
 from .in_use import in_use_reason, users_of
 from .reap_plan import DigestItem
@@ -76,6 +76,8 @@ class Outcome:
     users: frozenset[Key] = frozenset()
     trusted: TrustedLease | None = None
     seal_after: str | None = None  # the seal the resource holds: as scanned, or as this run wrote it
+    planned: str | None = None     # NOTIFY: what its removal will do (the verb configured for its kind)
+    dates: ActionDates | None = None  # NOTIFY: when that is done at the earliest, and the last notice before
 
     @property
     def tampered(self) -> list[dict]:
@@ -109,10 +111,14 @@ class Outcome:
         }
 
     def digest_item(self, region: str, now: datetime, keys: LeaseKeys, extend_days: int) -> DigestItem:
-        record = self.record
+        """The owner's mail entry of a resource to notify (``decide_one`` set ``planned`` and ``dates``)."""
+        record, expires, dates = self.record, self.decision.expires, self.dates
+        if expires is None or dates is None or self.planned is None:
+            raise ValueError("%s %s has no notice due: nothing to mail" % (record.kind, record.id))
         return DigestItem(record.kind, record.id, record.name or "", record.project_name or record.project_id or "",
-                          region, format_time(self.decision.expires), self.days_left(now), self.decision.milestone_days,
-                          keys.extend_command(record.kind, record.id, extend_days))
+                          region, format_time(expires), self.days_left(now), self.decision.milestone_days,
+                          keys.extend_command(record.kind, record.id, extend_days), self.planned,
+                          format_time(dates.action_on), format_time(dates.last_notice_on), expires <= now)
 
 
 def days_left(expires: datetime | None, now: datetime) -> int | None:
@@ -191,11 +197,14 @@ def decide_one(record: ResourceRecord, seals: SealContext, exemption: Callable[[
     elif verb == "delete":
         removing.add(record.key)
     owner = owner_of(record, lease)
-    if decision.action == NOTIFY and not owner.known:
-        decision = replace(decision, reason="%s; nobody to notify (%s), so never removed"
-                           % (decision.reason, owner.note or "no owner"))
+    planned, dates = None, None
+    if decision.action == NOTIFY:
+        planned, dates = options.verb(record.kind), action_dates(policy, decision.expires, lease.notice, now)
+        if not owner.known:
+            decision = replace(decision, reason="%s; nobody to notify (%s), so never removed"
+                               % (decision.reason, owner.note or "no owner"))
     return Outcome(record, lease, decision, owner, request, set_values, remove_keys, verb, users, trusted,
-                   metadata.get(keys.seal))
+                   metadata.get(keys.seal), planned, dates)
 
 
 def decide_scan(

@@ -13,14 +13,16 @@ Promises kept here, and unit-tested:
 - a milestone missed by a skipped run is still sent (the most urgent one due), and
   a re-run never sends the same milestone twice for the same expiry;
 - an expiry beyond ``now + max_lease`` is never honoured: it is capped and reported;
-  an unreadable lease is never a reason to remove anything.
+  an unreadable lease is never a reason to remove anything;
+- what an owner is told (``action_dates``) is the same maths: the action never comes
+  before the expiry, nor before the last milestone's notice plus ``grace``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from .keys import MAX_DAYS, LeaseRecord, Notice
 
@@ -136,6 +138,37 @@ def due_milestone(policy: Policy, expires: datetime, notice: Notice | None, now:
     if notice is not None and notice.for_expiry == expires and notice.milestone_days <= most_urgent:
         return None
     return most_urgent
+
+
+@dataclass(frozen=True)
+class ActionDates:
+    """What an owner is told about one resource: when it is acted on at the earliest, and their last notice before."""
+
+    action_on: datetime       # never before the expiry, never before last_notice_on + grace
+    last_notice_on: datetime  # the last milestone's notice: already sent, due on its day, or sent now
+
+
+def action_dates(policy: Policy, expires: datetime, notice: Notice | None, now: datetime) -> ActionDates:
+    """The earliest the resource is removed (stopped, shelved, deactivated), assuming the notice due now is sent now.
+
+    The last milestone's notice for this expiry counts where it was sent already; otherwise it goes on
+    its day (``expires - last milestone``), or now if that day is past (a resource found expired, or
+    missed runs: the notice sent now is the last one). Removal waits for the expiry and for ``grace``
+    after that notice (``classify``). Runs are periodic: both dates are the earliest, never promised to the minute.
+    """
+    last = policy.last_milestone
+    if notice is not None and notice.for_expiry == expires and notice.milestone_days <= policy.milestones_days[-1]:
+        last_notice = notice.sent
+    elif expires - now <= last:   # differences, not sums: no overflow for any stored time
+        last_notice = now
+    else:
+        last_notice = expires - last
+    if expires - last_notice >= policy.grace:
+        return ActionDates(expires, last_notice)
+    try:
+        return ActionDates(last_notice + policy.grace, last_notice)
+    except OverflowError:
+        return ActionDates(datetime.max.replace(tzinfo=timezone.utc), last_notice)
 
 
 def classify(

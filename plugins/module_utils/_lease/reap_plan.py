@@ -28,6 +28,8 @@ def check_cap(to_remove: int, scanned: int, max_count: int | None, max_percent: 
 
 @dataclass(frozen=True)
 class DigestItem:
+    """One resource in its owner's mail: what expires when, what is then done to it and when, at the earliest."""
+
     kind: str
     id: str
     name: str
@@ -37,6 +39,10 @@ class DigestItem:
     days_left: int
     milestone_days: int
     extend_command: str
+    action: str          # the verb configured for its kind: delete, stop, shelve or deactivate
+    action_on: str       # the earliest that is done (policy.action_dates): never before expires
+    last_notice_on: str  # the owner's last notice before it (this one, if it is the last)
+    overdue: bool        # expired before this notice: the owner was not told in time
 
 
 def owner_digest(items: list[tuple[str, DigestItem]]) -> list[dict]:

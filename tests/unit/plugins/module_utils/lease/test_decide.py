@@ -158,6 +158,26 @@ def test_nobody_to_notify_is_said_and_never_digested():
     assert d.to_notify([outcome]) == []
 
 
+def test_the_digest_says_what_is_done_to_each_resource_and_when():
+    in_two_weeks = NOW + timedelta(days=14)
+    yesterday = NOW - timedelta(days=1)
+    outcomes = decide([rec("server", "srv", lease_metadata(KEYS, expires=yesterday)),
+                       rec("image", "img", lease_metadata(KEYS, expires=in_two_weeks), visibility="private"),
+                       rec("volume", "vol", lease_metadata(KEYS, expires=in_two_weeks))], server_action="stop")
+    items = {rid: o.digest_item("RegionOne", NOW, KEYS, 30) for rid, o in outcomes.items()}
+    # expired yesterday, never told: stopped a grace after today's notice, which is the last one
+    assert (items["srv"].action, items["srv"].overdue) == ("stop", True)
+    assert (items["srv"].action_on, items["srv"].last_notice_on) == (format_time(NOW + timedelta(days=1)), format_time(NOW))
+    assert (items["img"].action, items["img"].overdue) == ("deactivate", False)
+    assert (items["img"].action_on, items["img"].last_notice_on) == (format_time(in_two_weeks),
+                                                                     format_time(in_two_weeks - timedelta(days=1)))
+    assert items["vol"].action == "delete"
+    # nothing to mail, nothing to say: no digest entry without a notice due
+    quiet = decide([rec("volume", "later", lease_metadata(KEYS, expires=NOW + timedelta(days=40)))])["later"]
+    with pytest.raises(ValueError):
+        quiet.digest_item("RegionOne", NOW, KEYS, 30)
+
+
 def test_enrolment_and_repair_write_only_what_is_needed():
     outcomes = decide([rec("server", "new", {}), rec("server", "bad", {KEYS.expires: "next tuesday"}),
                        rec("server", "badnotice", {KEYS.expires: "2026-12-30T00:00:00Z", KEYS.notice: "x"})])

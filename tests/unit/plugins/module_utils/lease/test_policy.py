@@ -169,6 +169,43 @@ def test_removal_waits_for_grace_after_the_last_notice():
     assert (decision.status, decision.action) == (p.EXPIRED, p.REMOVE)
 
 
+# --- what the owner is told: action_dates -------------------------------------------------
+
+
+def test_expired_yesterday_and_never_told_is_acted_on_grace_after_todays_notice():
+    dates = p.action_dates(POLICY, NOW - timedelta(days=1), None, NOW)
+    assert dates == p.ActionDates(action_on=NOW + POLICY.grace, last_notice_on=NOW)
+
+
+def test_a_first_notice_in_time_promises_the_expiry_and_the_last_milestones_day():
+    expires = NOW + timedelta(days=14)
+    dates = p.action_dates(POLICY, expires, None, NOW)
+    assert dates == p.ActionDates(action_on=expires, last_notice_on=expires - timedelta(days=1))
+
+
+def test_the_last_notice_sent_late_pushes_the_action_past_the_expiry():
+    expires = NOW + timedelta(hours=6)   # the 1-day run was missed: the last notice is this one
+    dates = p.action_dates(POLICY, expires, notice(7, NOW - timedelta(days=6), expires), NOW)
+    assert dates == p.ActionDates(action_on=NOW + POLICY.grace, last_notice_on=NOW)
+
+
+def test_a_last_notice_already_sent_is_the_one_counted():
+    expires = NOW - timedelta(hours=2)
+    sent = NOW - timedelta(hours=10)
+    assert p.action_dates(POLICY, expires, notice(1, sent, expires), NOW) == p.ActionDates(sent + POLICY.grace, sent)
+    # a notice for an earlier expiry does not count: the new expiry's last milestone does
+    extended = NOW + timedelta(days=20)
+    dates = p.action_dates(POLICY, extended, notice(1, sent, expires), NOW)
+    assert dates == p.ActionDates(extended, extended - timedelta(days=1))
+
+
+def test_action_dates_hold_at_the_ends_of_time():
+    ancient = datetime(1, 1, 1, tzinfo=UTC)
+    assert p.action_dates(POLICY, ancient, None, NOW) == p.ActionDates(NOW + POLICY.grace, NOW)
+    late = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    assert p.action_dates(POLICY, late, Notice(1, late, late), late).action_on == datetime.max.replace(tzinfo=UTC)
+
+
 def test_in_use_is_not_removed():
     expires = NOW - timedelta(days=3)
     decision = p.classify(POLICY, lease(expires, notice(1, NOW - timedelta(days=4), expires)), NOW,
@@ -258,12 +295,15 @@ def test_daily_runs_with_missed_days(policy, first_expiry_in_days, ran):
 
     Whatever runs are missed: each milestone is notified at most once per expiry,
     nothing is removed unless the last milestone was notified at least grace ago,
-    and once runs resume the resource is removed.
+    and once runs resume the resource is removed. What each notice tells the owner
+    (``action_dates``) is kept: nothing goes before the date any notice gave; with no
+    run missed after the last notice, it goes at the first later run on or after that notice's date.
     """
     now = NOW
     expires = now + timedelta(days=first_expiry_in_days)
     record = LeaseRecord(expires=expires)
     sent = []
+    promised = []
     removed_at = None
     for step, runs in enumerate(ran + [True] * 800):
         now = NOW + timedelta(hours=6 * step)
@@ -275,12 +315,39 @@ def test_daily_runs_with_missed_days(policy, first_expiry_in_days, ran):
         elif decision.action == p.NOTIFY:
             assert decision.milestone_days not in [milestone for milestone, _when in sent], "milestone notified twice"
             sent.append((decision.milestone_days, now))
+            promised.append((p.action_dates(policy, record.expires, record.notice, now), step))
             record = LeaseRecord(expires=record.expires, notice=Notice(decision.milestone_days, now, record.expires))
         elif decision.action == p.REMOVE:
             last_milestone, last_sent = sent[-1]
             assert last_milestone == policy.milestones_days[-1]
             assert now - last_sent >= policy.grace
             assert now >= record.expires
+            assert all(now >= dates.action_on for dates, _step in promised), "removed before the date a notice gave"
+            last, told_at = promised[-1]
+            assert last.last_notice_on == last_sent
+            if all(ran[told_at + 1:]):  # the run that tells never removes: the next one may
+                assert now - max(last.action_on, last_sent + timedelta(hours=6)) < timedelta(hours=6)
             removed_at = now
             break
     assert removed_at is not None, "never removed although runs resumed"
+
+
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+notices = st.none() | st.builds(lambda milestone, sent_hours_ago, same: (milestone, sent_hours_ago, same),
+                                st.integers(0, 30), st.integers(0, 24 * 60), st.booleans())
+
+
+@given(policies, moments, st.integers(-24 * 400, 24 * 400), notices)
+def test_the_action_never_comes_before_the_expiry_or_the_last_notice_plus_grace(policy, now, expires_in_hours, sent):
+    expires = now + timedelta(hours=expires_in_hours)
+    prior = None if sent is None else Notice(sent[0], now - timedelta(hours=sent[1]),
+                                             expires if sent[2] else expires - timedelta(days=3))
+    dates = p.action_dates(policy, expires, prior, now)
+    assert dates.action_on >= expires
+    assert dates.action_on >= dates.last_notice_on + policy.grace
+    if prior is None or prior.for_expiry != expires:
+        # not told the last milestone yet: that notice is now or later, never in the past
+        assert dates.last_notice_on >= now
+    decision = p.classify(policy, LeaseRecord(expires=expires, notice=prior), now)
+    if decision.action == p.REMOVE:
+        assert now >= dates.action_on, "removed before the date its owner was told"

@@ -49,7 +49,8 @@ def test_cap(to_remove, scanned, max_count, max_percent, tripped):
 
 def item(kind, name, days_left, milestone, project="ci", region="RegionOne"):
     return DigestItem(kind, name + "-id", name, project, region, "2026-12-01T00:00:00Z", days_left, milestone,
-                      "openstack %s set --property lease_extend=DAYS %s-id" % (kind, name))
+                      "openstack %s set --property lease_extend=DAYS %s-id" % (kind, name), "delete",
+                      "2026-12-01T00:00:00Z", "2026-11-30T00:00:00Z", False)
 
 
 def test_one_entry_per_owner_across_kinds_projects_and_regions():
