@@ -194,3 +194,14 @@ def test_subjects_say_what_is_due_and_what_was_done():
     removed = [{"kind": kind, "id": kind, "action": action} for kind, action in (("image", "deactivate"), ("server", "stop"))]
     assert subject("removal_notices.yml", {"owner": "ann@example.org", "resources": removed}) == (
         "[Lab] 2 resources were deactivated or stopped after the lease expired")
+
+
+def test_the_scan_that_builds_the_mail_is_told_what_the_reap_will_do():
+    def reap_call(tasks_file: str) -> dict:
+        with open(os.path.join(ROLE, "tasks", tasks_file)) as handle:
+            tasks = yaml.safe_load(handle)
+        return next(inner["osops.lifecycle.lease_reap"] for task in tasks for inner in task.get("block") or []
+                    if "osops.lifecycle.lease_reap" in inner)
+    scan, reap = reap_call("scan.yml"), reap_call("reap.yml")
+    for option in ("server_action", "image_action"):
+        assert scan[option] == reap[option], option
