@@ -15,7 +15,6 @@ lease_cycle's shift does), where the daily schedule runs, and what must hold the
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import shutil
@@ -290,7 +289,8 @@ def main() -> int:
     work, repo = sys.argv[1], sys.argv[2]
     shutil.rmtree(work, ignore_errors=True)
     steps = doc_steps(os.path.join(repo, "docs", "operating.md"))
-    if sum(1 for kind, _ in steps if kind == "sh") < 5 or not any(kind == "settings" for kind, _ in steps):
+    kinds = [kind for kind, text in steps]
+    if kinds.count("sh") < 5 or "settings" not in kinds:
         fail("docs/operating.md has no walkthrough to follow (%d steps)" % len(steps))
     estate = Estate()
     estate.setup()
