@@ -168,6 +168,8 @@ def create_app(config: dict | None = None, connect=None) -> Flask:  # noqa: C901
         return openstack.connect(cloud=config.get("cloud") or None)
 
     app = Flask(__name__)
+    # a lease time as people read it: 2026-12-19 08:57 UTC
+    app.add_template_filter(lambda text: str(text or "").replace("T", " ")[:16] + " UTC" if text else "", "when")
     # the session cookie only carries the CSRF secret; its key is derived from the link key
     app.config.update(
         SECRET_KEY=hmac.new(keys[0], b"osops-lease-portal session", hashlib.sha256).digest(),
