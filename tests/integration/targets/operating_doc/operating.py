@@ -231,8 +231,8 @@ class Checks:
         if step == "looked":
             self.that(all(self.expiry(s) is None for s in self.estate.ids), "--check wrote no lease")
             self.that(not mails, "--check mailed nobody")
-            self.that('"enrolled": 2' in log, "--check says 2 resources would get a lease")
-            self.that(not self.reports(), "--check wrote no report")
+            self.that(re.search(r'\\?"enrolled\\?": 2\b', log) is not None, "--check says 2 resources would get a lease")
+            self.that(not self.reports() and "Check mode: no report written." in log, "--check wrote no report, and says so")
         elif step == "enrolled":
             now = datetime.now(UTC)
             for short in ("data", "orphan"):
@@ -246,6 +246,12 @@ class Checks:
         elif step == "told":
             self.that(len(to_owner) == 1 and self.estate.ids["data"] in (to_owner[0]["text"] or to_owner[0]["html"]),
                       "the owner got one mail listing her volume")
+            # the mail as the owner reads it: the text part, or the html one without its tags
+            body = " ".join(re.sub(r"<[^>]+>", "", (to_owner[0]["text"] or to_owner[0]["html"] or "")).split()) \
+                if to_owner else ""
+            expiry = self.expiry("data")
+            self.that(bool(expiry) and "will be deleted on or after %s" % expiry.strftime("%Y-%m-%d") in body,
+                      "the mail says when the volume will be deleted (its expiry, %s)" % expiry)
             self.that(len(mails) == len(to_owner), "nobody else was mailed (the orphan has no address)")
             self.that("Dry run: nothing is removed" in log, "still a dry run")
             self.that(all(self.exists(s) for s in self.estate.ids), "nothing removed")
