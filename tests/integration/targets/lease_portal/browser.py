@@ -196,6 +196,12 @@ def check(state_path: str, portal: str, audit_path: str, keyfile: str, cafile: s
 
     shots = {name: [os.path.join(output, name), os.path.join(images, name)]
              for name in ("lease-portal.png", "lease-portal-owner.png", "lease-portal-release.png")}
+    with open(keyfile) as handle:
+        key = json.load(handle)["portal_key"]
+    token = token_module()
+    expired = "%s/l/%s" % (portal, token.sign(key, ann, [("volume", res["v1"]["id"])], int(time.time()) - 7200, 3600))
+    del key
+
     started = time.monotonic()
     driver = browser()
     try:
@@ -261,10 +267,36 @@ def check(state_path: str, portal: str, audit_path: str, keyfile: str, cafile: s
         c.that("cannot be undone" in confirm and res["rel"]["name"] in confirm, "release asks for confirmation first")
         c.that(exists(conn, "volume", res["rel"]["id"]), "opening the confirmation deleted nothing")
         shoot(driver, shots["lease-portal-release.png"])
+        # the same confirmation in a second tab, to be sent again after the release (a replay)
+        first_tab, confirm_url = driver.current_window_handle, driver.current_url
+        driver.switch_to.new_window("tab")
+        driver.get(confirm_url)
+        second_tab = driver.current_window_handle
+        driver.switch_to.window(first_tab)
         driver.find_element(By.ID, "confirm").click()
         released = click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
         c.that(released.startswith("Released"), "confirmed, it says Released (%r)" % released[:160])
         c.that(not exists(conn, "volume", res["rel"]["id"]), "rel is gone from the cloud")
+        driver.switch_to.window(second_tab)
+        driver.find_element(By.ID, "confirm").click()
+        again = click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+        c.that("already used" in again, "in the browser, the release sent again from a second tab is refused (%r)"
+               % again[:80])
+        driver.close()
+        driver.switch_to.window(first_tab)
+
+        # What an owner meets in the browser for what the page never offers (a hand-made or old URL)
+        for short, says, what in (("s2", "Not yours", "rex's s2"), ("s3", "Exempt", "exempt s3"),
+                                  ("busy", "In use", "busy (in use)")):
+            driver.get("%s/release?%s" % (link, urllib.parse.urlencode({"kind": res[short]["kind"],
+                                                                         "id": res[short]["id"]})))
+            text = driver.find_element(By.TAG_NAME, "main").text
+            c.that(says in text and not driver.find_elements(By.ID, "confirm"),
+                   "in the browser, releasing %s is refused with no form (%r)" % (what, text[:60]))
+        driver.get(expired)
+        text = driver.find_element(By.TAG_NAME, "main").text
+        c.that("This link has expired" in text and not driver.find_elements(By.CSS_SELECTOR, "section.resource"),
+               "in the browser, an expired link shows the refusal and no resources (%r)" % text[:60])
         cookies = {cookie["name"]: cookie["value"] for cookie in driver.get_cookies()}
     finally:
         driver.quit()
@@ -284,11 +316,6 @@ def check(state_path: str, portal: str, audit_path: str, keyfile: str, cafile: s
     refused("/release", release_of("busy"), 409, "In use", "releasing busy (in use) is refused")
     refused("/release", release_of("rel"), 409, "already used", "a replayed release is refused")
     refused("/release", release_of("v1", confirm=""), 400, "Not confirmed", "a release without confirmation is refused")
-    with open(keyfile) as handle:
-        key = json.load(handle)["portal_key"]
-    token = token_module()
-    expired = "%s/l/%s" % (portal, token.sign(key, ann, [("volume", res["v1"]["id"])], int(time.time()) - 7200, 3600))
-    del key
     refused("/release", release_of("v1"), 410, "expired", "a release with an expired link is refused", url=expired)
     c.that(get(expired)[0] == 410, "an expired link shows the refusal page (410)")
     body_part, signature = link.rsplit("/", 1)[1].split(".")
@@ -318,7 +345,7 @@ def check(state_path: str, portal: str, audit_path: str, keyfile: str, cafile: s
     c.that(any(r.get("event") == "remove" and r.get("outcome") == "removed" and r.get("id") == res["rel"]["id"]
                and r.get("action") == "delete" for r in records), "and the reaper's removal record (delete)")
     reasons = sorted(r["reason"] for r in releases if r["outcome"] == "refused")
-    c.that(reasons == sorted(["not_yours", "exempt", "in_use", "replayed", "not_confirmed", "expired"]),
+    c.that(reasons == sorted(["not_yours", "exempt", "in_use", "replayed", "replayed", "not_confirmed", "expired"]),
            "every refused release has its audit line (%s)" % reasons)
     print("browser and refusal checks took %.1fs" % (time.monotonic() - started))
     if c.failures:
