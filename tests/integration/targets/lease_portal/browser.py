@@ -288,8 +288,8 @@ def check(state_path: str, portal: str, audit_path: str, keyfile: str, cafile: s
         # What an owner meets in the browser for what the page never offers (a hand-made or old URL)
         for short, says, what in (("s2", "Not yours", "rex's s2"), ("s3", "Exempt", "exempt s3"),
                                   ("busy", "In use", "busy (in use)")):
-            driver.get("%s/release?%s" % (link, urllib.parse.urlencode({"kind": res[short]["kind"],
-                                                                         "id": res[short]["id"]})))
+            query = urllib.parse.urlencode({"kind": res[short]["kind"], "id": res[short]["id"]})
+            driver.get("%s/release?%s" % (link, query))
             text = driver.find_element(By.TAG_NAME, "main").text
             c.that(says in text and not driver.find_elements(By.ID, "confirm"),
                    "in the browser, releasing %s is refused with no form (%r)" % (what, text[:60]))
