@@ -134,9 +134,12 @@ def load(path: str) -> dict:
 
 
 def metadata_of(conn, resource: dict) -> dict | None:
+    """A server's, volume's or snapshot's metadata, or None once it is gone."""
     try:
         if resource["kind"] == "server":
             return dict(conn.compute.get_server_metadata(resource["id"]).metadata or {})
+        if resource["kind"] == "snapshot":
+            return dict(conn.block_storage.get_snapshot(resource["id"]).metadata or {})
         return dict(conn.block_storage.get_volume(resource["id"]).metadata or {})
     except openstack.exceptions.NotFoundException:
         return None
@@ -146,6 +149,8 @@ def exists(conn, resource: dict) -> bool:
     if resource["kind"] == "server":
         server = conn.compute.find_server(resource["id"], all_projects=True)
         return server is not None and server.status != "DELETED"
+    if resource["kind"] == "snapshot":
+        return conn.block_storage.find_snapshot(resource["id"], all_projects=True) is not None
     return conn.block_storage.find_volume(resource["id"], all_projects=True) is not None
 
 

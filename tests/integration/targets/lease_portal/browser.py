@@ -23,7 +23,6 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
-import openstack
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -32,7 +31,9 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIG = json.load(open(os.path.join(HERE, "..", "..", "integration_config.yml")))
+sys.path.insert(0, os.path.join(HERE, "..", "lease_cycle"))
+import cycle  # noqa: E402  pylint: disable=wrong-import-position  lease_cycle's: the config, metadata, existence
+CONFIG = cycle.CONFIG
 
 
 def serve(unit_file: str, pidfile: str) -> None:
@@ -87,23 +88,11 @@ def token_module():
 
 
 def lease_of(conn, kind: str, resource_id: str) -> dict | None:
-    try:
-        if kind == "server":
-            return dict(conn.compute.get_server_metadata(resource_id).metadata or {})
-        if kind == "snapshot":
-            return dict(conn.block_storage.get_snapshot(resource_id).metadata or {})
-        return dict(conn.block_storage.get_volume(resource_id).metadata or {})
-    except openstack.exceptions.NotFoundException:
-        return None
+    return cycle.metadata_of(conn, {"kind": kind, "id": resource_id})
 
 
 def exists(conn, kind: str, resource_id: str) -> bool:
-    if kind == "server":
-        server = conn.compute.find_server(resource_id, all_projects=True)
-        return server is not None and server.status != "DELETED"
-    if kind == "snapshot":
-        return conn.block_storage.find_snapshot(resource_id, all_projects=True) is not None
-    return conn.block_storage.find_volume(resource_id, all_projects=True) is not None
+    return cycle.exists(conn, {"kind": kind, "id": resource_id})
 
 
 def when(text: str) -> datetime:
@@ -173,7 +162,7 @@ def check(state_path: str, portal: str, audit_path: str, keyfile: str, cafile: s
     state = json.load(open(state_path))
     res = dict(state["resources"], **json.load(open(state_path + ".extra.json"))["resources"])
     ann = state["users"]["ann"]["email"]
-    conn = openstack.connect(cloud="admin")
+    conn = cycle.admin()
     c = Checks()
     mails = json.loads(subprocess.run(CONFIG["mailsink"] + ["dump"], check=True, capture_output=True,
                                       text=True).stdout)

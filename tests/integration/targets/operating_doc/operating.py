@@ -56,9 +56,10 @@ class Estate:
     def clean(self) -> None:
         project = self.conn.identity.find_project(PROJECT, domain_id="default")
         if project is not None:
-            for volume in self.conn.block_storage.volumes(all_projects=True, project_id=project.id):
+            volumes = list(self.conn.block_storage.volumes(all_projects=True, project_id=project.id))
+            for volume in volumes:
                 self.conn.block_storage.delete_volume(volume.id, ignore_missing=True)
-            for volume in self.conn.block_storage.volumes(all_projects=True, project_id=project.id):
+            for volume in volumes:
                 self.conn.block_storage.wait_for_delete(volume, wait=120, interval=1)
             self.conn.identity.delete_project(project.id, ignore_missing=True)
         for name in ("pilot-ann", "pilot-nomail"):

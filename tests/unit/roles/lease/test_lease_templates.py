@@ -25,14 +25,21 @@ ROLE = os.path.join(os.path.dirname(__file__), *[os.pardir] * 4, "roles", "lease
 EVIL = '<script>alert("x")</script>'
 
 
+def role_vars() -> dict:
+    with open(os.path.join(ROLE, "vars", "main.yml")) as handle:
+        return yaml.safe_load(handle)
+
+
 def render(name: str, **context) -> str:
     with open(os.path.join(ROLE, "defaults", "main.yml")) as handle:
         defaults = yaml.safe_load(handle)
     # the role's defaults that are Jinja themselves are not needed by the templates
     defaults = {k: v for k, v in defaults.items() if not (isinstance(v, str) and "{{" in v)}
+    defaults.update(role_vars())
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True)
-    env.filters["bool"] = CoreFilters().filters()["bool"]  # the Ansible filter and test the templates use
+    env.filters["bool"] = CoreFilters().filters()["bool"]  # the Ansible filters and test the templates use
+    env.filters["dict2items"] = CoreFilters().filters()["dict2items"]
     env.tests["search"] = CoreTests().tests()["search"]
     env.filters["osops.lifecycle.lease_portal_link"] = lease_portal_link
     return env.get_template(name).render(**dict(defaults, **context))
@@ -183,7 +190,7 @@ def subject(tasks_file: str, entry: dict) -> str:
     with open(os.path.join(ROLE, "tasks", tasks_file)) as handle:
         tasks = yaml.safe_load(handle)
     mail = next(task["community.general.mail"] for task in tasks if "community.general.mail" in task)
-    templar = Templar(loader=DataLoader(), variables={"item": entry, "lease_mail_subject_prefix": "[Lab]"})
+    templar = Templar(loader=DataLoader(), variables=dict(role_vars(), item=entry, lease_mail_subject_prefix="[Lab]"))
     return templar.template(trust_as_template(mail["subject"]))
 
 
