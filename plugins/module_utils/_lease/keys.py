@@ -62,6 +62,11 @@ def valid_email(text) -> bool:
     return isinstance(text, str) and len(text) <= 254 and bool(_EMAIL.match(text))
 
 
+def readable_time(moment: datetime) -> str:
+    """A lease time (UTC) as people read it, in reasons and on the portal: 2026-12-19 08:57 UTC."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def format_time(moment: datetime) -> str:
     """ISO 8601 UTC with a Z, to the second: the one form we write."""
     if moment.tzinfo is None:

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from .keys import MAX_DAYS, LeaseRecord, Notice
+from .keys import MAX_DAYS, LeaseRecord, Notice, readable_time
 
 # Statuses of a resource, as the modules report them.
 ACTIVE = "active"          # leased, nothing due
@@ -207,35 +207,35 @@ def _classify(policy: Policy, lease: LeaseRecord, now: datetime, created: dateti
         else:
             repaired = min(lease.expires, now + policy.max_lease)
         problems = "; ".join("%s: %s" % item for item in sorted(lease.problems.items()))
-        return Decision(INVALID, WRITE_LEASE, "unreadable lease (%s); rewritten to %s" % (problems, _day(repaired)),
+        return Decision(INVALID, WRITE_LEASE, "unreadable lease (%s); rewritten to %s" % (problems, readable_time(repaired)),
                         repaired, write_expires=repaired, drop_keys=tuple(sorted(lease.problems)))
     if lease.expires is None:
         expiry = policy.enrolment_expiry(created, now)
-        return Decision(ENROLLED, WRITE_LEASE, "no lease; leased until %s" % _day(expiry), expiry, write_expires=expiry)
+        return Decision(ENROLLED, WRITE_LEASE, "no lease; leased until %s" % readable_time(expiry), expiry, write_expires=expiry)
     if lease.expires > now + policy.max_lease:
         capped = now + policy.max_lease
         return Decision(INVALID, WRITE_LEASE, "expiry %s is beyond the policy maximum (%s days); capped to %s"
-                        % (_day(lease.expires), _num(policy.max_lease_days), _day(capped)), capped, write_expires=capped)
+                        % (readable_time(lease.expires), _num(policy.max_lease_days), readable_time(capped)), capped, write_expires=capped)
 
     expires = lease.expires
     milestone = due_milestone(policy, expires, lease.notice, now)
     if now < expires:
         if milestone is not None:
-            return Decision(EXPIRING, NOTIFY, "expires %s: %d-day notice due" % (_day(expires), milestone), expires, milestone)
-        return Decision(ACTIVE, NONE, "expires %s" % _day(expires), expires)
+            return Decision(EXPIRING, NOTIFY, "expires %s: %d-day notice due" % (readable_time(expires), milestone), expires, milestone)
+        return Decision(ACTIVE, NONE, "expires %s" % readable_time(expires), expires)
 
     # expired: the last milestone's notice for this expiry must have been sent
     notice = lease.notice
     if milestone is not None or notice is None:
         milestone = policy.milestones_days[-1] if milestone is None else milestone
-        return Decision(EXPIRED, NOTIFY, "expired %s without the %d-day notice: notice first" % (_day(expires), milestone),
+        return Decision(EXPIRED, NOTIFY, "expired %s without the %d-day notice: notice first" % (readable_time(expires), milestone),
                         expires, milestone)
     if now - notice.sent < policy.grace:
         return Decision(EXPIRED, NONE, "expired %s; owner notified %s, removable from %s"
-                        % (_day(expires), _day(notice.sent), _day(notice.sent + policy.grace)), expires)
+                        % (readable_time(expires), readable_time(notice.sent), readable_time(notice.sent + policy.grace)), expires)
     if in_use_reason:
-        return Decision(IN_USE, NONE, "expired %s but %s" % (_day(expires), in_use_reason), expires)
-    reason = "expired %s; owner notified %s (%d-day notice)" % (_day(expires), _day(notice.sent), notice.milestone_days)
+        return Decision(IN_USE, NONE, "expired %s but %s" % (readable_time(expires), in_use_reason), expires)
+    reason = "expired %s; owner notified %s (%d-day notice)" % (readable_time(expires), readable_time(notice.sent), notice.milestone_days)
     if already_done:
         return Decision(EXPIRED, NONE, "%s; already %s" % (reason, already_done), expires)
     return Decision(EXPIRED, REMOVE, reason, expires)
@@ -266,16 +266,12 @@ def extend(policy: Policy, lease: LeaseRecord, days: float, now: datetime, opera
     start = max(lease.expires or now, now)
     limit = now + policy.max_lease
     if start >= limit:
-        return Extension(False, "already at the policy maximum (%s)" % _day(limit))
+        return Extension(False, "already at the policy maximum (%s)" % readable_time(limit))
     wanted = timedelta(days=days)
     new_expiry = start + min(wanted, limit - start)
     shortened = " (shortened to the policy maximum)" if wanted > limit - start else ""
     count = lease.extensions if operator else lease.extensions + 1
-    return Extension(True, "extended to %s%s" % (_day(new_expiry), shortened), new_expiry, count)
-
-
-def _day(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return Extension(True, "extended to %s%s" % (readable_time(new_expiry), shortened), new_expiry, count)
 
 
 def _num(value: float) -> str:

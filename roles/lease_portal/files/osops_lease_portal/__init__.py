@@ -44,6 +44,7 @@ from ansible_collections.osops.lifecycle.plugins.module_utils._lease.audit impor
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.decide import ReapOptions, decide_scan
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.edit import EditError, EditRequest
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.editor import LeaseEditor
+from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keys import readable_time
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.keystone import KeystoneDirectory
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.kinds import adapter_for
 from ansible_collections.osops.lifecycle.plugins.module_utils._lease.options import (
@@ -260,7 +261,7 @@ def create_app(config: dict | None = None, connect=None) -> Flask:  # noqa: C901
             row["releasable"] = row["releasable"] and releases
         return render_template("resources.html", link=link, token=token, rows=rows, choices=choices,
                                policy=policy, releases=releases,
-                               expires=datetime.fromtimestamp(link.expires, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                               expires=readable_time(datetime.fromtimestamp(link.expires, timezone.utc)))
 
     @app.post("/l/<token>/extend")
     def extend(token):
