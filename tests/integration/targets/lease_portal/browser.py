@@ -32,7 +32,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lease_cycle"))
-import cycle  # noqa: E402  pylint: disable=wrong-import-position  lease_cycle's: the config, metadata, existence
+# lease_cycle's: the config, the admin connection, metadata and existence of resources
+import cycle  # noqa: E402  pylint: disable=wrong-import-position
 CONFIG = cycle.CONFIG
 
 
